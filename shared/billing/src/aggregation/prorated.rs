@@ -1,0 +1,317 @@
+//! Prorated aggregations (SEMANTICS §2.6): recurring metrics billed for the days each unit was
+//! held, in whole calendar days of the customer's timezone.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use chrono_tz::Tz;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use super::{AggregationError, EventKey, Operation};
+
+/// The frame a prorated aggregation is computed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProrationWindow {
+    from_datetime: DateTime<Utc>,
+    to_datetime: DateTime<Utc>,
+    timezone: Tz,
+    charges_duration_days: u32,
+    period_days: u32,
+}
+
+impl ProrationWindow {
+    /// A window `[from, to]` in `timezone`. `charges_duration_days` is the full period length
+    /// (the denominator); `period_days` is the day count of `[from, to]` as
+    /// [`crate::period::date_diff_with_timezone`] gives it (one less on an upgrade).
+    pub fn new(
+        from_datetime: DateTime<Utc>,
+        to_datetime: DateTime<Utc>,
+        timezone: Tz,
+        charges_duration_days: u32,
+        period_days: u32,
+    ) -> Result<Self, AggregationError> {
+        if charges_duration_days == 0 {
+            return Err(AggregationError::EmptyPeriod);
+        }
+        Ok(Self {
+            from_datetime,
+            to_datetime,
+            timezone,
+            charges_duration_days,
+            period_days,
+        })
+    }
+
+    /// Start of the window.
+    pub fn from_datetime(&self) -> DateTime<Utc> {
+        self.from_datetime
+    }
+
+    /// End of the window (inclusive).
+    pub fn to_datetime(&self) -> DateTime<Utc> {
+        self.to_datetime
+    }
+
+    /// The full period length in days.
+    pub fn charges_duration_days(&self) -> u32 {
+        self.charges_duration_days
+    }
+
+    fn local_date(&self, t: DateTime<Utc>) -> NaiveDate {
+        t.with_timezone(&self.timezone).date_naive()
+    }
+
+    fn duration(&self) -> Decimal {
+        Decimal::from(self.charges_duration_days)
+    }
+
+    /// Days from the event's local date to the window's last local date, both counted.
+    fn days_to_end(&self, t: DateTime<Utc>) -> i64 {
+        (self.local_date(self.to_datetime) - self.local_date(t)).num_days() + 1
+    }
+}
+
+fn ceil5(x: Decimal) -> Decimal {
+    x.round_dp_with_strategy(5, RoundingStrategy::ToPositiveInfinity)
+}
+
+/// The prorated value of one pay-in-advance unit added at `timestamp`:
+/// `ceil5(days from the event to the window end / D)` (spec: added day 11 of 31 → 21/31 =
+/// 0.67742).
+pub fn prorated_unit_in_advance(window: &ProrationWindow, timestamp: DateTime<Utc>) -> Decimal {
+    let days = window.days_to_end(timestamp).max(0);
+    ceil5(Decimal::from(days) / window.duration())
+}
+
+/// A prorated `sum_agg`: each value weighs the days left in the period from its event day, and
+/// the total carried from earlier periods weighs the whole window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProratedSumState {
+    window: ProrationWindow,
+    persisted: Decimal,
+    in_period: Decimal,
+    weighted_days: Decimal,
+    events_count: u64,
+    events: Option<Vec<(EventKey, Decimal)>>,
+}
+
+impl ProratedSumState {
+    /// An empty state. With `record_events`, each event is kept so that prorated graduated
+    /// pricing can walk them in order.
+    pub fn new(window: ProrationWindow, record_events: bool) -> Self {
+        Self {
+            window,
+            persisted: Decimal::ZERO,
+            in_period: Decimal::ZERO,
+            weighted_days: Decimal::ZERO,
+            events_count: 0,
+            events: record_events.then(Vec::new),
+        }
+    }
+
+    /// Adds one value. Events before the window feed the persisted total.
+    pub fn fold(&mut self, key: EventKey, value: Decimal) -> Result<(), AggregationError> {
+        if key.timestamp() < self.window.from_datetime {
+            self.persisted = self
+                .persisted
+                .checked_add(value)
+                .ok_or(AggregationError::Overflow)?;
+        } else {
+            let days = Decimal::from(self.window.days_to_end(key.timestamp()).max(0));
+            let w = value.checked_mul(days).ok_or(AggregationError::Overflow)?;
+            self.weighted_days = self
+                .weighted_days
+                .checked_add(w)
+                .ok_or(AggregationError::Overflow)?;
+            self.in_period = self
+                .in_period
+                .checked_add(value)
+                .ok_or(AggregationError::Overflow)?;
+            self.events_count = self.events_count.saturating_add(1);
+        }
+        if let Some(events) = &mut self.events {
+            events.push((key, value));
+        }
+        Ok(())
+    }
+
+    /// Merges a partial state of the same window.
+    pub fn merge(&mut self, other: &ProratedSumState) -> Result<(), AggregationError> {
+        if other.window != self.window {
+            return Err(AggregationError::PeriodMismatch);
+        }
+        let add = |a: Decimal, b: Decimal| a.checked_add(b).ok_or(AggregationError::Overflow);
+        self.persisted = add(self.persisted, other.persisted)?;
+        self.in_period = add(self.in_period, other.in_period)?;
+        self.weighted_days = add(self.weighted_days, other.weighted_days)?;
+        self.events_count = self.events_count.saturating_add(other.events_count);
+        if let (Some(mine), Some(theirs)) = (&mut self.events, &other.events) {
+            mine.extend_from_slice(theirs);
+        }
+        Ok(())
+    }
+
+    /// The prorated units: `ceil5((Σ v × days_left + persisted × N) / D)`.
+    pub fn units(&self) -> Result<Decimal, AggregationError> {
+        let persisted = self
+            .persisted
+            .checked_mul(Decimal::from(self.window.period_days))
+            .ok_or(AggregationError::Overflow)?;
+        let total = self
+            .weighted_days
+            .checked_add(persisted)
+            .ok_or(AggregationError::Overflow)?;
+        Ok(ceil5(total / self.window.duration()))
+    }
+
+    /// The non-prorated total (Lago's `full_units_number`): all history up to the window end.
+    pub fn full_units_number(&self) -> Decimal {
+        self.persisted + self.in_period
+    }
+
+    /// Events folded inside the window.
+    pub fn events_count(&self) -> u64 {
+        self.events_count
+    }
+
+    /// `(full value, prorated value)` per event in time order, the persisted total first, for
+    /// prorated graduated pricing. `None` unless the state records events.
+    pub fn prorated_events(&self) -> Option<Vec<(Decimal, Decimal)>> {
+        let events = self.events.as_ref()?;
+        let mut sorted = events.clone();
+        sorted.sort_by_key(|(k, _)| *k);
+        let d = self.window.duration();
+        let n = Decimal::from(self.window.period_days);
+        let mut out = Vec::with_capacity(sorted.len() + 1);
+        if !self.persisted.is_zero() {
+            out.push((self.persisted, self.persisted * n / d));
+        }
+        for (key, value) in sorted {
+            if key.timestamp() >= self.window.from_datetime {
+                let days = Decimal::from(self.window.days_to_end(key.timestamp()).max(0));
+                out.push((value, value * days / d));
+            }
+        }
+        Some(out)
+    }
+}
+
+/// A prorated `unique_count_agg`: each value is billed for the calendar days it was active.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProratedUniqueCountState {
+    window: ProrationWindow,
+    history: HashMap<String, Vec<(EventKey, Operation)>>,
+    events_count: u64,
+}
+
+impl ProratedUniqueCountState {
+    /// An empty state.
+    pub fn new(window: ProrationWindow) -> Self {
+        Self {
+            window,
+            history: HashMap::new(),
+            events_count: 0,
+        }
+    }
+
+    /// Records an operation on a value (events after the window end must not be folded).
+    pub fn fold(&mut self, key: EventKey, value: &str, operation: Operation) {
+        self.history
+            .entry(value.to_owned())
+            .or_default()
+            .push((key, operation));
+        if key.timestamp() >= self.window.from_datetime {
+            self.events_count = self.events_count.saturating_add(1);
+        }
+    }
+
+    /// Merges a partial state of the same window.
+    pub fn merge(&mut self, other: &ProratedUniqueCountState) -> Result<(), AggregationError> {
+        if other.window != self.window {
+            return Err(AggregationError::PeriodMismatch);
+        }
+        for (value, ops) in &other.history {
+            self.history
+                .entry(value.clone())
+                .or_default()
+                .extend_from_slice(ops);
+        }
+        self.events_count = self.events_count.saturating_add(other.events_count);
+        Ok(())
+    }
+
+    /// The prorated units: `ceil5(Σ over active spans of billed days / D)`.
+    ///
+    /// Per value, in time order: (1) a `remove` followed later the same local day by an `add`
+    /// is dropped; (2) only effective transitions are kept (an add when inactive, a remove when
+    /// active); (3) each add bills the days from `max(add day, window start)` to its remove day
+    /// (or the window end), both counted.
+    pub fn units(&self) -> Decimal {
+        let from_date = self.window.local_date(self.window.from_datetime);
+        let to_date = self.window.local_date(self.window.to_datetime);
+        let mut days: i64 = 0;
+        for ops in self.history.values() {
+            for (start, end) in self.active_spans(ops) {
+                let first = start.max(from_date);
+                let last = end.unwrap_or(to_date).min(to_date);
+                if last >= first {
+                    days += (last - first).num_days() + 1;
+                }
+            }
+        }
+        ceil5(Decimal::from(days) / self.window.duration())
+    }
+
+    /// Values active at the window end (Lago's `current_usage_units`).
+    pub fn active_count(&self) -> Decimal {
+        let active = self
+            .history
+            .values()
+            .filter(|ops| {
+                self.active_spans(ops)
+                    .last()
+                    .is_some_and(|(_, end)| end.is_none())
+            })
+            .count();
+        Decimal::from(active)
+    }
+
+    /// Events folded inside the window.
+    pub fn events_count(&self) -> u64 {
+        self.events_count
+    }
+
+    /// `(add date, remove date if any)` per effective active span of one value.
+    fn active_spans(&self, ops: &[(EventKey, Operation)]) -> Vec<(NaiveDate, Option<NaiveDate>)> {
+        let mut sorted = ops.to_vec();
+        sorted.sort_by_key(|(k, _)| *k);
+        let dates: Vec<NaiveDate> = sorted
+            .iter()
+            .map(|(k, _)| self.window.local_date(k.timestamp()))
+            .collect();
+        let kept = sorted.iter().enumerate().filter(|(i, (_, op))| {
+            // Step 1: a remove with a later add on the same local day is churn, not a removal.
+            !(*op == Operation::Remove
+                && sorted[i + 1..]
+                    .iter()
+                    .zip(&dates[i + 1..])
+                    .any(|((_, later), d)| *later == Operation::Add && *d == dates[*i]))
+        });
+        let mut spans = Vec::new();
+        let mut open: Option<NaiveDate> = None;
+        for (i, (_, op)) in kept {
+            match (op, open) {
+                (Operation::Add, None) => open = Some(dates[i]),
+                (Operation::Remove, Some(start)) => {
+                    spans.push((start, Some(dates[i])));
+                    open = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(start) = open {
+            spans.push((start, None));
+        }
+        spans
+    }
+}
