@@ -63,3 +63,20 @@ pub fn check_name(field: &str, name: &str, errors: &mut ValidationErrors) {
         errors.push(field, "value_is_invalid");
     }
 }
+
+/// A stored record: the domain value plus the identity and timestamps the store gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<T> {
+    /// Lago's UUID for the record.
+    pub lago_id: String,
+    /// When it was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// When it last changed.
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    /// Per-organization sequence number, for records that have one (customers).
+    pub sequential_id: Option<u64>,
+    /// Optimistic-concurrency version: a replace succeeds only over the version it read.
+    pub version: u64,
+    /// The record itself.
+    pub value: T,
+}

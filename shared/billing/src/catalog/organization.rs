@@ -223,3 +223,18 @@ impl OrganizationSettings {
         Ok(next)
     }
 }
+
+/// A tenant: everything else belongs to exactly one organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    /// Lago's UUID for the organization.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// When it was created.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    /// Its billing defaults.
+    pub settings: OrganizationSettings,
+    /// Optimistic-concurrency version of the settings.
+    pub version: u64,
+}

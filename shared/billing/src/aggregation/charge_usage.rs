@@ -1,0 +1,155 @@
+//! The usage of one charge in one period: events split by charge filter (most specific wins)
+//! and by pricing group, each bucket folded into its own aggregation state.
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+
+use super::{
+    AggregationError, AggregationResult, AggregationState, Aggregator, EventProperties,
+    UsageEvent,
+    filters::{Bucket, FilterSet},
+};
+
+/// The values of a charge's `pricing_group_keys` for one event; a missing key is `None`
+/// (Lago's `nil` group).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupKey(Vec<Option<String>>);
+
+impl GroupKey {
+    /// The group of an event for `keys`.
+    pub fn of(keys: &[String], event: &dyn EventProperties) -> Self {
+        Self(
+            keys.iter()
+                .map(|k| event.property(k).map(str::to_owned))
+                .collect(),
+        )
+    }
+
+    /// The values, one per pricing group key.
+    pub fn values(&self) -> &[Option<String>] {
+        &self.0
+    }
+}
+
+/// One fee's worth of usage: a bucket, a pricing group, its aggregation result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketUsage {
+    /// The charge filter (or default bucket).
+    pub bucket: Bucket,
+    /// The pricing group (empty without pricing group keys).
+    pub group: GroupKey,
+    /// The aggregated units.
+    pub result: AggregationResult,
+}
+
+/// Incremental usage of one charge: fold events, merge partial usages, read per-bucket results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeUsage {
+    aggregator: Aggregator,
+    filters: FilterSet,
+    default_group_keys: Vec<String>,
+    filter_group_keys: Vec<Option<Vec<String>>>,
+    states: BTreeMap<(Bucket, GroupKey), AggregationState>,
+}
+
+impl ChargeUsage {
+    /// Usage for a charge with `filters`, grouped by the charge's `pricing_group_keys`; a
+    /// filter may override the grouping with its own keys (`filter_group_keys[i]`).
+    pub fn new(
+        aggregator: Aggregator,
+        filters: FilterSet,
+        pricing_group_keys: Vec<String>,
+        filter_group_keys: Vec<Option<Vec<String>>>,
+    ) -> Self {
+        Self {
+            aggregator,
+            filters,
+            default_group_keys: pricing_group_keys,
+            filter_group_keys,
+            states: BTreeMap::new(),
+        }
+    }
+
+    fn group_keys(&self, bucket: Bucket) -> &[String] {
+        match bucket {
+            Bucket::Filter(i) => self
+                .filter_group_keys
+                .get(i)
+                .and_then(|k| k.as_deref())
+                .unwrap_or(&self.default_group_keys),
+            Bucket::Default => &self.default_group_keys,
+        }
+    }
+
+    /// Folds one event into every bucket that claims it.
+    pub fn fold(&mut self, event: &UsageEvent<'_>) -> Result<(), AggregationError> {
+        let properties = event.properties();
+        for bucket in self.filters.buckets_of(properties) {
+            let group = GroupKey::of(self.group_keys(bucket), properties);
+            let state = match self.states.get_mut(&(bucket, group.clone())) {
+                Some(s) => s,
+                None => self
+                    .states
+                    .entry((bucket, group))
+                    .or_insert(self.aggregator.empty_state()),
+            };
+            self.aggregator.fold(state, event)?;
+        }
+        Ok(())
+    }
+
+    /// Merges another partial usage of the same charge and period.
+    pub fn merge(&mut self, other: &ChargeUsage) -> Result<(), AggregationError> {
+        for (k, s) in &other.states {
+            match self.states.get_mut(k) {
+                Some(mine) => mine.merge(s)?,
+                None => {
+                    self.states.insert(k.clone(), s.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One result per bucket and group. Buckets that saw no event still yield a result (for a
+    /// flat first tier): the default bucket and every filter, in the empty group.
+    pub fn results(
+        &self,
+        initial_level: Decimal,
+        charges_duration_days: u32,
+    ) -> Result<Vec<BucketUsage>, AggregationError> {
+        let mut out = Vec::new();
+        let buckets = (0..self.filters.len())
+            .map(Bucket::Filter)
+            .chain(std::iter::once(Bucket::Default));
+        for bucket in buckets {
+            let mut any = false;
+            for ((b, group), state) in self.states.range((bucket, GroupKey::default())..) {
+                if *b != bucket {
+                    break;
+                }
+                any = true;
+                out.push(BucketUsage {
+                    bucket,
+                    group: group.clone(),
+                    result: self
+                        .aggregator
+                        .result(state, initial_level, charges_duration_days)?,
+                });
+            }
+            if !any {
+                out.push(BucketUsage {
+                    bucket,
+                    group: GroupKey::default(),
+                    result: self.aggregator.result(
+                        &self.aggregator.empty_state(),
+                        initial_level,
+                        charges_duration_days,
+                    )?,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
