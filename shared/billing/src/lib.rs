@@ -38,4 +38,8 @@
 pub mod aggregation;
 pub mod catalog;
 pub mod charge_model;
+pub mod invoice_number;
+pub mod invoice_totals;
 pub mod money;
+pub mod period;
+pub mod subscription_fee;

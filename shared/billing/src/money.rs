@@ -73,13 +73,25 @@ const CURRENCIES: &[(&str, u32)] = &[
 
 impl Currency {
     /// Euro (2 decimals), used often enough in tests and examples to name.
-    pub const EUR: Currency = Currency { code: "EUR", exponent: 2 };
+    pub const EUR: Currency = Currency {
+        code: "EUR",
+        exponent: 2,
+    };
     /// US dollar (2 decimals).
-    pub const USD: Currency = Currency { code: "USD", exponent: 2 };
+    pub const USD: Currency = Currency {
+        code: "USD",
+        exponent: 2,
+    };
     /// Japanese yen (0 decimals).
-    pub const JPY: Currency = Currency { code: "JPY", exponent: 0 };
+    pub const JPY: Currency = Currency {
+        code: "JPY",
+        exponent: 0,
+    };
     /// Kuwaiti dinar (3 decimals).
-    pub const KWD: Currency = Currency { code: "KWD", exponent: 3 };
+    pub const KWD: Currency = Currency {
+        code: "KWD",
+        exponent: 3,
+    };
 
     /// Looks up an ISO 4217 code (upper case, as Lago sends it).
     pub fn parse(code: &str) -> Result<Self, MoneyError> {
@@ -354,10 +366,18 @@ mod tests {
     fn currencies_carry_their_iso_exponent() {
         // Given the ISO 4217 table, when looking up a 0-, 2- and 3-decimal currency,
         // then each reports its exponent and subunit.
-        let cases = [("JPY", 0, dec!(1)), ("EUR", 2, dec!(100)), ("KWD", 3, dec!(1000))];
+        let cases = [
+            ("JPY", 0, dec!(1)),
+            ("EUR", 2, dec!(100)),
+            ("KWD", 3, dec!(1000)),
+        ];
         for (code, exp, sub) in cases {
             let c = Currency::parse(code);
-            assert_eq!(c.map(|c| (c.exponent(), c.subunit_to_unit())), Ok((exp, sub)), "{code}");
+            assert_eq!(
+                c.map(|c| (c.exponent(), c.subunit_to_unit())),
+                Ok((exp, sub)),
+                "{code}"
+            );
         }
         assert_eq!(
             Currency::parse("XXX"),
@@ -388,7 +408,10 @@ mod tests {
         let usd = Money::new(100, Currency::USD);
         assert_eq!(
             eur.checked_add(&usd),
-            Err(MoneyError::CurrencyMismatch { expected: Currency::EUR, found: Currency::USD })
+            Err(MoneyError::CurrencyMismatch {
+                expected: Currency::EUR,
+                found: Currency::USD
+            })
         );
         assert!(Money::sum_in(Currency::EUR, [&eur, &usd]).is_err());
     }
@@ -396,9 +419,15 @@ mod tests {
     #[test]
     fn overflow_is_an_error_not_a_wrap() {
         let max = Money::new(i64::MAX, Currency::EUR);
-        assert_eq!(max.checked_add(&Money::new(1, Currency::EUR)), Err(MoneyError::Overflow));
+        assert_eq!(
+            max.checked_add(&Money::new(1, Currency::EUR)),
+            Err(MoneyError::Overflow)
+        );
         let huge = PreciseAmount::new(Decimal::MAX, Currency::EUR);
-        assert_eq!(huge.round(RoundingRule::HalfAwayFromZero), Err(MoneyError::Overflow));
+        assert_eq!(
+            huge.round(RoundingRule::HalfAwayFromZero),
+            Err(MoneyError::Overflow)
+        );
     }
 
     #[test]
@@ -407,8 +436,14 @@ mod tests {
         let parts = allocate_cents(100, &[dec!(1), dec!(1), dec!(1)]);
         assert_eq!(parts, Ok(vec![34, 33, 33]));
         // 10 cents by 1/6, 2/6, 3/6: 1.667, 3.333, 5 → floors 1, 3, 5, one left → the first.
-        assert_eq!(allocate_cents(10, &[dec!(1), dec!(2), dec!(3)]), Ok(vec![2, 3, 5]));
+        assert_eq!(
+            allocate_cents(10, &[dec!(1), dec!(2), dec!(3)]),
+            Ok(vec![2, 3, 5])
+        );
         assert_eq!(allocate_cents(10, &[]), Err(MoneyError::InvalidShares));
-        assert_eq!(allocate_cents(10, &[dec!(0)]), Err(MoneyError::InvalidShares));
+        assert_eq!(
+            allocate_cents(10, &[dec!(0)]),
+            Err(MoneyError::InvalidShares)
+        );
     }
 }

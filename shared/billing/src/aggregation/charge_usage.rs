@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use rust_decimal::Decimal;
 
 use super::{
-    AggregationError, AggregationResult, AggregationState, Aggregator, EventProperties,
-    UsageEvent,
+    AggregationError, AggregationResult, AggregationState, Aggregator, EventProperties, UsageEvent,
     filters::{Bucket, FilterSet},
 };
 

@@ -156,7 +156,9 @@ impl FilterSet {
                 }
                 continue;
             }
-            let subset = c.iter().all(|(k, cv)| f.get(k).is_some_and(|fv| cv.is_subset(fv)));
+            let subset = c
+                .iter()
+                .all(|(k, cv)| f.get(k).is_some_and(|fv| cv.is_subset(fv)));
             if subset {
                 out.push(c.clone());
                 continue;

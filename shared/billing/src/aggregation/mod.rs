@@ -21,9 +21,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::catalog::metric::{AggregationType, RoundingFunction};
 pub use prorated::{ProratedSumState, ProratedUniqueCountState, ProrationWindow};
-pub use states::{
-    CountState, LatestState, MaxState, SumState, UniqueCountState, WeightedSumState,
-};
+pub use states::{CountState, LatestState, MaxState, SumState, UniqueCountState, WeightedSumState};
 
 /// What can go wrong while aggregating.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,7 +124,8 @@ pub fn apply_metric_rounding(
     }
     // Negative precision: scale down by 10^k, round to an integer, scale back.
     let k = precision.unsigned_abs().min(28);
-    let Some(factor) = rust_decimal::MathematicalOps::checked_powu(&Decimal::TEN, u64::from(k)) else {
+    let Some(factor) = rust_decimal::MathematicalOps::checked_powu(&Decimal::TEN, u64::from(k))
+    else {
         return units;
     };
     let Some(scaled) = units.checked_div(factor) else {
@@ -202,9 +201,15 @@ pub fn sum_running_total(
 ) -> Vec<Decimal> {
     let mut out = Vec::new();
     let mut total = Decimal::ZERO;
-    match (free_units_per_events.filter(|n| *n > 0), free_units_per_total_aggregation) {
+    match (
+        free_units_per_events.filter(|n| *n > 0),
+        free_units_per_total_aggregation,
+    ) {
         (Some(n), _) => {
-            for v in values_in_order.iter().take(usize::try_from(n).unwrap_or(usize::MAX)) {
+            for v in values_in_order
+                .iter()
+                .take(usize::try_from(n).unwrap_or(usize::MAX))
+            {
                 total += *v;
                 out.push(total);
             }
@@ -290,7 +295,9 @@ impl<'a> UsageEvent<'a> {
 
 impl std::fmt::Debug for UsageEvent<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UsageEvent").field("key", &self.key).finish()
+        f.debug_struct("UsageEvent")
+            .field("key", &self.key)
+            .finish()
     }
 }
 
@@ -428,12 +435,20 @@ impl Aggregator {
             StateKind::Count(s) => s.fold(),
             StateKind::UniqueCount(s) => {
                 if let Some(v) = raw {
-                    s.fold(key, v, Operation::from_property(event.property("operation_type")));
+                    s.fold(
+                        key,
+                        v,
+                        Operation::from_property(event.property("operation_type")),
+                    );
                 }
             }
             StateKind::ProratedUniqueCount(s) => {
                 if let Some(v) = raw {
-                    s.fold(key, v, Operation::from_property(event.property("operation_type")));
+                    s.fold(
+                        key,
+                        v,
+                        Operation::from_property(event.property("operation_type")),
+                    );
                 }
             }
             kind => {
@@ -555,9 +570,7 @@ impl AggregationState {
             (StateKind::UniqueCount(a), StateKind::UniqueCount(b)) => a.merge(b),
             (StateKind::WeightedSum(a), StateKind::WeightedSum(b)) => a.merge(b)?,
             (StateKind::ProratedSum(a), StateKind::ProratedSum(b)) => a.merge(b)?,
-            (StateKind::ProratedUniqueCount(a), StateKind::ProratedUniqueCount(b)) => {
-                a.merge(b)?
-            }
+            (StateKind::ProratedUniqueCount(a), StateKind::ProratedUniqueCount(b)) => a.merge(b)?,
             _ => return Err(AggregationError::PeriodMismatch),
         }
         if let (Some(a), Some(b)) = (&mut self.values, &other.values) {
@@ -596,7 +609,12 @@ mod tests {
     #[test]
     fn only_plain_decimal_strings_are_numbers() {
         // SEMANTICS §1.1: ^-?\d+(\.\d+)?$
-        let accepted = [("12", dec!(12)), ("-3.5", dec!(-3.5)), ("0", dec!(0)), ("007", dec!(7))];
+        let accepted = [
+            ("12", dec!(12)),
+            ("-3.5", dec!(-3.5)),
+            ("0", dec!(0)),
+            ("007", dec!(7)),
+        ];
         for (raw, v) in accepted {
             assert_eq!(parse_numeric(raw), Some(v), "{raw}");
         }
@@ -618,13 +636,19 @@ mod tests {
     fn running_totals_follow_the_free_unit_rules() {
         let v = [dec!(12), dec!(12), dec!(12), dec!(12)];
         // N = 2 → first two cumulative sums.
-        assert_eq!(sum_running_total(&v, Some(2), Some(dec!(30))), vec![dec!(12), dec!(24)]);
+        assert_eq!(
+            sum_running_total(&v, Some(2), Some(dec!(30))),
+            vec![dec!(12), dec!(24)]
+        );
         // F = 30 → stop after the first total above 30.
         assert_eq!(
             sum_running_total(&v, None, Some(dec!(30))),
             vec![dec!(12), dec!(24), dec!(36)]
         );
         assert!(sum_running_total(&v, None, None).is_empty());
-        assert_eq!(counting_running_total(dec!(3)), vec![dec!(1), dec!(2), dec!(3)]);
+        assert_eq!(
+            counting_running_total(dec!(3)),
+            vec![dec!(1), dec!(2), dec!(3)]
+        );
     }
 }

@@ -250,9 +250,7 @@ impl WeightedSumState {
         delta: Decimal,
     ) -> Result<(), AggregationError> {
         let held = seconds_between(timestamp, self.period_end);
-        let weighted = delta
-            .checked_mul(held)
-            .ok_or(AggregationError::Overflow)?;
+        let weighted = delta.checked_mul(held).ok_or(AggregationError::Overflow)?;
         self.area = self
             .area
             .checked_add(weighted)

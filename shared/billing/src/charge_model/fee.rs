@@ -146,7 +146,9 @@ pub fn sum_fees(currency: Currency, fees: &[ChargeFee]) -> Result<(Money, Decima
     let used = Money::sum_in(currency, fees.iter().map(|f| &f.amount))?;
     let precise = fees
         .iter()
-        .try_fold(Decimal::ZERO, |acc, f| acc.checked_add(f.precise_amount_cents))
+        .try_fold(Decimal::ZERO, |acc, f| {
+            acc.checked_add(f.precise_amount_cents)
+        })
         .ok_or(ChargeError::Overflow)?;
     Ok((used, precise))
 }

@@ -161,7 +161,11 @@ pub fn price_prorated(
         let end = checked(total.checked_add(full))?;
         if !full.is_zero() {
             let ratio = checked(prorated.checked_div(full))?;
-            let (lo, hi) = if start <= end { (start, end) } else { (end, start) };
+            let (lo, hi) = if start <= end {
+                (start, end)
+            } else {
+                (end, start)
+            };
             let sign = if full.is_sign_negative() {
                 Decimal::NEGATIVE_ONE
             } else {
@@ -189,7 +193,11 @@ pub fn price_prorated(
     if total.is_sign_negative() && !total.is_zero() {
         return Ok(ChargeAmount::zero());
     }
-    let reached = if ranges.is_empty() { 0 } else { tier_of(max_total) + 1 };
+    let reached = if ranges.is_empty() {
+        0
+    } else {
+        tier_of(max_total) + 1
+    };
     for range in ranges.iter().take(reached) {
         amount = checked(amount.checked_add(range.flat_amount))?;
     }

@@ -118,7 +118,11 @@ fn aggregate_amount(
         f
     };
     let covered = rt.iter().filter(|x| **x < f).count() as u64;
-    let free_events = [n, covered].into_iter().filter(|x| *x > 0).min().unwrap_or(0);
+    let free_events = [n, covered]
+        .into_iter()
+        .filter(|x| *x > 0)
+        .min()
+        .unwrap_or(0);
     let rate = props.rate / Decimal::ONE_HUNDRED;
     let pct = if free_units > units {
         Decimal::ZERO

@@ -12,8 +12,7 @@
 use rust_decimal::Decimal;
 
 use super::{
-    ChargeModel, GraduatedPercentageRange, GraduatedRange, PackageProperties,
-    PercentageProperties,
+    ChargeModel, GraduatedPercentageRange, GraduatedRange, PackageProperties, PercentageProperties,
 };
 use crate::{
     aggregation::parse_numeric,
@@ -108,11 +107,10 @@ impl ChargeProperties {
                 &mut errors,
             )
             .map(ChargeModel::Volume),
-            "graduated_percentage" => parse_percentage_ranges(
-                input.graduated_percentage_ranges.as_deref(),
-                &mut errors,
-            )
-            .map(ChargeModel::GraduatedPercentage),
+            "graduated_percentage" => {
+                parse_percentage_ranges(input.graduated_percentage_ranges.as_deref(), &mut errors)
+                    .map(ChargeModel::GraduatedPercentage)
+            }
             "package" => parse_package(input, &mut errors).map(ChargeModel::Package),
             "percentage" => parse_percentage(input, &mut errors).map(ChargeModel::Percentage),
             "dynamic" => Some(ChargeModel::Dynamic),
@@ -251,8 +249,7 @@ fn parse_percentage_ranges(
             return None;
         }
     };
-    let Some(bounds) =
-        parse_bounds(ranges).filter(|b| bounds_are_valid(b, RangeRule::Graduated))
+    let Some(bounds) = parse_bounds(ranges).filter(|b| bounds_are_valid(b, RangeRule::Graduated))
     else {
         errors.push(field, "invalid_graduated_percentage_ranges");
         return None;
@@ -303,8 +300,7 @@ fn parse_percentage(
     if rate.is_none() {
         errors.push("rate", "invalid_rate");
     }
-    let mut optional = |value: Option<&str>, field: &'static str, code: &'static str| match value
-    {
+    let mut optional = |value: Option<&str>, field: &'static str, code: &'static str| match value {
         None => Some(None),
         Some(s) => match amount(Some(s)) {
             Some(d) => Some(Some(d)),
@@ -399,7 +395,9 @@ pub fn validate_charge_rules(
             } else {
                 matches!(
                     model,
-                    ChargeModel::Standard { .. } | ChargeModel::Volume(_) | ChargeModel::Graduated(_)
+                    ChargeModel::Standard { .. }
+                        | ChargeModel::Volume(_)
+                        | ChargeModel::Graduated(_)
                 )
             };
         if !allowed {
@@ -441,8 +439,14 @@ mod tests {
     #[test]
     fn graduated_ranges_accept_classic_and_adjacent_bounds() {
         for ranges in [
-            vec![range("0", Some("10"), "1", "0"), range("11", None, "0.5", "0")],
-            vec![range("0", Some("0.1"), "1", "0"), range("0.1", None, "0.5", "0")],
+            vec![
+                range("0", Some("10"), "1", "0"),
+                range("11", None, "0.5", "0"),
+            ],
+            vec![
+                range("0", Some("0.1"), "1", "0"),
+                range("0.1", None, "0.5", "0"),
+            ],
         ] {
             let input = ChargePropertiesInput {
                 graduated_ranges: Some(ranges),
@@ -455,9 +459,15 @@ mod tests {
     #[test]
     fn graduated_ranges_with_gaps_or_open_middles_are_invalid() {
         let cases = [
-            vec![range("0", Some("10"), "1", "0"), range("12", None, "1", "0")],
+            vec![
+                range("0", Some("10"), "1", "0"),
+                range("12", None, "1", "0"),
+            ],
             vec![range("0", None, "1", "0"), range("11", None, "1", "0")],
-            vec![range("0", Some("10"), "1", "0"), range("11", Some("20"), "1", "0")],
+            vec![
+                range("0", Some("10"), "1", "0"),
+                range("11", Some("20"), "1", "0"),
+            ],
             vec![range("5", None, "1", "0")],
             vec![range("0", Some("0"), "1", "0"), range("1", None, "1", "0")],
         ];
@@ -473,7 +483,10 @@ mod tests {
             );
         }
         assert_eq!(
-            codes(ChargeProperties::parse("graduated", &ChargePropertiesInput::default())),
+            codes(ChargeProperties::parse(
+                "graduated",
+                &ChargePropertiesInput::default()
+            )),
             vec![("graduated_ranges".to_string(), "missing_graduated_ranges")]
         );
     }
@@ -523,8 +536,14 @@ mod tests {
             codes(ChargeProperties::parse("percentage", &input)),
             vec![
                 ("rate".to_string(), "invalid_rate"),
-                ("free_units_per_events".to_string(), "invalid_free_units_per_events"),
-                ("per_transaction_max_amount".to_string(), "invalid_per_transaction_max_amount"),
+                (
+                    "free_units_per_events".to_string(),
+                    "invalid_free_units_per_events"
+                ),
+                (
+                    "per_transaction_max_amount".to_string(),
+                    "invalid_per_transaction_max_amount"
+                ),
             ]
         );
     }
@@ -532,7 +551,10 @@ mod tests {
     #[test]
     fn an_unknown_model_is_invalid_and_dynamic_needs_no_properties() {
         assert_eq!(
-            codes(ChargeProperties::parse("custom", &ChargePropertiesInput::default())),
+            codes(ChargeProperties::parse(
+                "custom",
+                &ChargePropertiesInput::default()
+            )),
             vec![("charge_model".to_string(), "value_is_invalid")]
         );
         assert!(ChargeProperties::parse("dynamic", &ChargePropertiesInput::default()).is_ok());
@@ -540,7 +562,9 @@ mod tests {
 
     #[test]
     fn charge_rules_follow_the_metric() {
-        let standard = ChargeModel::Standard { amount: Decimal::ONE };
+        let standard = ChargeModel::Standard {
+            amount: Decimal::ONE,
+        };
         // Dynamic needs sum_agg.
         assert!(
             validate_charge_rules(
@@ -556,17 +580,41 @@ mod tests {
         );
         // Pay in advance is refused for max_agg and for volume.
         assert!(
-            validate_charge_rules(&standard, AggregationType::Max, false, true, false, true, None)
-                .is_err()
+            validate_charge_rules(
+                &standard,
+                AggregationType::Max,
+                false,
+                true,
+                false,
+                true,
+                None
+            )
+            .is_err()
         );
         // Prorated needs a recurring metric.
         assert!(
-            validate_charge_rules(&standard, AggregationType::Sum, false, false, true, true, None)
-                .is_err()
+            validate_charge_rules(
+                &standard,
+                AggregationType::Sum,
+                false,
+                false,
+                true,
+                true,
+                None
+            )
+            .is_err()
         );
         assert!(
-            validate_charge_rules(&standard, AggregationType::Sum, true, false, true, true, None)
-                .is_ok()
+            validate_charge_rules(
+                &standard,
+                AggregationType::Sum,
+                true,
+                false,
+                true,
+                true,
+                None
+            )
+            .is_ok()
         );
         // A minimum spend is refused in advance.
         assert!(

@@ -2,7 +2,9 @@
 
 use rust_decimal::Decimal;
 
-use super::{AmountDetails, ChargeAmount, ChargeError, PricingInput, checked, graduated::GraduatedRange};
+use super::{
+    AmountDetails, ChargeAmount, ChargeError, PricingInput, checked, graduated::GraduatedRange,
+};
 
 /// The tier is the first whose `from <= ceil(n)` and `n <= to`, where `n` is the full units of a
 /// prorated charge (else the units); `amount = units × per_unit + flat`.

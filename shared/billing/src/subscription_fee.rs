@@ -1,0 +1,285 @@
+//! The subscription fee of a period, and the credit for unused days when a pay-in-advance plan
+//! is terminated (SEMANTICS §7).
+//!
+//! Lago computes these in `Float` cents (`days × (amount / period_days)`); this module divides
+//! first and multiplies second in `Decimal`, the same order of operations, then rounds once,
+//! half away from zero.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::{Decimal, RoundingStrategy};
+
+use crate::{
+    money::{Money, MoneyError, RoundingRule, round_cents},
+    period::{BillingTime, DatePeriod, PlanChange, date_diff_with_timezone, local_date},
+};
+
+/// Which of Lago's subscription-fee rules applies to an invoice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionFeeCase {
+    /// A pay-in-arrears subscription terminated in the period (plain termination or upgrade):
+    /// the days from the period start to the termination, one less for an upgrade.
+    Termination {
+        /// The termination is an upgrade (the upgrade day belongs to the new plan).
+        upgrade: bool,
+    },
+    /// The first invoice of a subscription created by an upgrade: the days from the upgrade to
+    /// the period end, over the whole period.
+    FirstAfterUpgrade,
+    /// A full period (recurring invoices, first anniversary invoices in advance, backdated
+    /// subscriptions); a trial ending inside still prorates.
+    Full,
+    /// A first, partial period (calendar start mid-period, first invoice after a downgrade).
+    FirstPeriod,
+}
+
+/// The facts that choose a [`SubscriptionFeeCase`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubscriptionFeeFacts {
+    /// The subscription is terminated (this is its termination invoice).
+    pub terminated: bool,
+    /// How the termination happened, when it is a plan change.
+    pub terminated_by: Option<PlanChange>,
+    /// The plan is paid in advance.
+    pub pay_in_advance: bool,
+    /// Anniversary billing (else calendar).
+    pub anniversary: bool,
+    /// A subscription fee was already billed for this subscription.
+    pub already_billed: bool,
+    /// This subscription was created by an upgrade.
+    pub created_from_upgrade: bool,
+    /// This subscription was created by a downgrade.
+    pub created_from_downgrade: bool,
+    /// `started_at` is before the day the subscription was created (backdated).
+    pub started_in_past: bool,
+    /// `started_at` is before the beginning of the previous period.
+    pub started_before_previous_period: bool,
+}
+
+impl SubscriptionFeeFacts {
+    /// Lago's decision order (SEMANTICS §7): terminated in arrears (not by a downgrade), then
+    /// first invoice after an upgrade, then the full-amount cases, else a first period.
+    pub fn case(&self) -> SubscriptionFeeCase {
+        if self.terminated
+            && !self.pay_in_advance
+            && self.terminated_by != Some(PlanChange::Downgrade)
+        {
+            return SubscriptionFeeCase::Termination {
+                upgrade: self.terminated_by == Some(PlanChange::Upgrade),
+            };
+        }
+        if self.created_from_upgrade && !self.already_billed {
+            return SubscriptionFeeCase::FirstAfterUpgrade;
+        }
+        let plan_change = self.created_from_upgrade || self.created_from_downgrade;
+        if (self.pay_in_advance && self.anniversary && !plan_change)
+            || self.already_billed
+            || (self.pay_in_advance && self.started_in_past)
+            || self.started_before_previous_period
+        {
+            return SubscriptionFeeCase::Full;
+        }
+        SubscriptionFeeCase::FirstPeriod
+    }
+}
+
+/// Whether a plan's billing time is anniversary (a helper for building facts).
+pub fn is_anniversary(billing_time: BillingTime) -> bool {
+    billing_time == BillingTime::Anniversary
+}
+
+/// What a subscription fee is computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionFeeInput {
+    plan_amount: Money,
+    case: SubscriptionFeeCase,
+    from_datetime: DateTime<Utc>,
+    to_datetime: DateTime<Utc>,
+    period_duration_days: u32,
+    trial_end: Option<DateTime<Utc>>,
+    timezone: Tz,
+}
+
+impl SubscriptionFeeInput {
+    /// A fee for `plan_amount` over the boundaries `[from, to]` (for a termination, `to` is
+    /// `terminated_at`), prorated over a period of `period_duration_days`.
+    pub fn new(
+        plan_amount: Money,
+        case: SubscriptionFeeCase,
+        from_datetime: DateTime<Utc>,
+        to_datetime: DateTime<Utc>,
+        period_duration_days: u32,
+        timezone: Tz,
+    ) -> Self {
+        Self {
+            plan_amount,
+            case,
+            from_datetime,
+            to_datetime,
+            period_duration_days,
+            trial_end: None,
+            timezone,
+        }
+    }
+
+    /// The subscription's trial ends at `trial_end` (see [`crate::period::trial_end`]).
+    pub fn with_trial_end(mut self, trial_end: DateTime<Utc>) -> Self {
+        self.trial_end = Some(trial_end);
+        self
+    }
+}
+
+/// A computed subscription fee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionFee {
+    amount: Money,
+    precise_amount_cents: Decimal,
+    days: Option<i64>,
+}
+
+impl SubscriptionFee {
+    /// The invoiced amount.
+    pub fn amount(&self) -> Money {
+        self.amount
+    }
+    /// The unrounded amount in minor units.
+    pub fn precise_amount_cents(&self) -> Decimal {
+        self.precise_amount_cents
+    }
+    /// The days billed, when the fee is prorated.
+    pub fn days(&self) -> Option<i64> {
+        self.days
+    }
+}
+
+/// `amount / period_days`, the price of one day in minor units.
+pub fn single_day_price(plan_amount: Money, period_duration_days: u32) -> Decimal {
+    if period_duration_days == 0 {
+        return Decimal::ZERO;
+    }
+    Decimal::from(plan_amount.cents()) / Decimal::from(period_duration_days)
+}
+
+/// Computes the subscription fee of one invoice.
+pub fn subscription_fee(input: &SubscriptionFeeInput) -> Result<SubscriptionFee, MoneyError> {
+    let currency = input.plan_amount.currency();
+    let zero = SubscriptionFee {
+        amount: Money::zero(currency),
+        precise_amount_cents: Decimal::ZERO,
+        days: Some(0),
+    };
+    let mut from = input.from_datetime;
+    let to = input.to_datetime;
+    if let Some(trial_end) = input.trial_end {
+        if trial_end >= to {
+            return Ok(zero);
+        }
+        if trial_end > from {
+            from = trial_end;
+        } else if input.case == SubscriptionFeeCase::Full {
+            return full(input.plan_amount);
+        }
+    } else if input.case == SubscriptionFeeCase::Full {
+        return full(input.plan_amount);
+    }
+    let mut days = date_diff_with_timezone(from, to, input.timezone);
+    if input.case == (SubscriptionFeeCase::Termination { upgrade: true }) {
+        days = (days - 1).max(0);
+    }
+    let precise = single_day_price(input.plan_amount, input.period_duration_days)
+        .checked_mul(Decimal::from(days))
+        .ok_or(MoneyError::Overflow)?;
+    Ok(SubscriptionFee {
+        amount: Money::new(
+            round_cents(precise, RoundingRule::HalfAwayFromZero)?,
+            currency,
+        ),
+        precise_amount_cents: precise,
+        days: Some(days),
+    })
+}
+
+fn full(plan_amount: Money) -> Result<SubscriptionFee, MoneyError> {
+    Ok(SubscriptionFee {
+        amount: plan_amount,
+        precise_amount_cents: Decimal::from(plan_amount.cents()),
+        days: None,
+    })
+}
+
+/// The credit note for the unused days of a terminated pay-in-advance plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TerminationCredit {
+    item_amount: Money,
+    item_precise_amount_cents: Decimal,
+    taxes_amount: Money,
+    total_amount: Money,
+    remaining_days: i64,
+}
+
+impl TerminationCredit {
+    /// The credited fee amount, rounded (`sub_total_excluding_taxes_amount_cents`).
+    pub fn item_amount(&self) -> Money {
+        self.item_amount
+    }
+    /// The unrounded credited amount, truncated at 5 decimals as Lago stores it.
+    pub fn item_precise_amount_cents(&self) -> Decimal {
+        self.item_precise_amount_cents
+    }
+    /// Taxes on the credited amount.
+    pub fn taxes_amount(&self) -> Money {
+        self.taxes_amount
+    }
+    /// Credit total (`credit_amount_cents` = `total_amount_cents`).
+    pub fn total_amount(&self) -> Money {
+        self.total_amount
+    }
+    /// Days credited.
+    pub fn remaining_days(&self) -> i64 {
+        self.remaining_days
+    }
+}
+
+/// SEMANTICS §7, termination of a pay-in-advance plan: the days from the termination date to
+/// the end of its period are credited at the day price of the last subscription fee, capped
+/// at that fee minus earlier credits; taxes (`tax_rate_percent`, the sum of the fee's rates)
+/// are computed on the rounded credit and rounded once.
+///
+/// `remaining_days = period end − termination date`; an upgrade credits one day more, the
+/// upgrade day being billed by the new plan (SEMANTICS' examples: an upgrade on the last day
+/// of a 31-day period credits 1 day; a termination on the first day of a 30-day period
+/// credits 29).
+pub fn termination_credit(
+    fee_amount: Money,
+    period: DatePeriod,
+    terminated_at: DateTime<Utc>,
+    timezone: Tz,
+    upgrade: bool,
+    already_credited: Money,
+    tax_rate_percent: Decimal,
+) -> Result<TerminationCredit, MoneyError> {
+    let currency = fee_amount.currency();
+    let end = period.end();
+    let mut remaining_days = (end - local_date(terminated_at, timezone)).num_days();
+    if upgrade {
+        remaining_days += 1;
+    }
+    let remaining_days = remaining_days.max(0);
+    let cap = Decimal::from(fee_amount.checked_sub(&already_credited)?.cents()).max(Decimal::ZERO);
+    let base =
+        (single_day_price(fee_amount, period.days()) * Decimal::from(remaining_days)).min(cap);
+    let item = round_cents(base, RoundingRule::HalfAwayFromZero)?;
+    let taxes = round_cents(
+        Decimal::from(item) * tax_rate_percent / Decimal::ONE_HUNDRED,
+        RoundingRule::HalfAwayFromZero,
+    )?;
+    let item_amount = Money::new(item, currency);
+    let taxes_amount = Money::new(taxes, currency);
+    Ok(TerminationCredit {
+        item_amount,
+        item_precise_amount_cents: base.round_dp_with_strategy(5, RoundingStrategy::ToZero),
+        taxes_amount,
+        total_amount: item_amount.checked_add(&taxes_amount)?,
+        remaining_days,
+    })
+}
