@@ -551,3 +551,187 @@ impl InvoiceBoundaries {
         self.timestamp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default()
+    }
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    fn anniversary(interval: PlanInterval, at: &str) -> BillingSchedule {
+        BillingSchedule::new(interval, BillingTime::Anniversary, utc(at), Tz::UTC)
+    }
+
+    #[test]
+    fn anniversaries_on_the_31st_fall_on_the_last_day_of_short_months() {
+        // SEMANTICS §6.2, D = 31: Jan 31–Feb 27, Feb 28–Mar 30, Mar 31–Apr 29, Apr 30–May 30.
+        let s = anniversary(PlanInterval::Monthly, "2022-01-31T00:00:00Z");
+        let cases = [
+            (d(2022, 2, 1), d(2022, 1, 31), d(2022, 2, 27)),
+            (d(2022, 3, 1), d(2022, 2, 28), d(2022, 3, 30)),
+            (d(2022, 4, 15), d(2022, 3, 31), d(2022, 4, 29)),
+            (d(2022, 5, 1), d(2022, 4, 30), d(2022, 5, 30)),
+        ];
+        for (date, start, end) in cases {
+            let p = s.period_containing(date);
+            assert_eq!(p.map(|p| (p.start(), p.end())), Ok((start, end)), "{date}");
+        }
+    }
+
+    #[test]
+    fn quarterly_and_yearly_anniversaries_follow_the_semantics_examples() {
+        // Sub 30 Nov 2021 quarterly: Nov 30 – Feb 27, then Feb 28 – May 29.
+        let q = anniversary(PlanInterval::Quarterly, "2021-11-30T00:00:00Z");
+        assert_eq!(
+            q.period_containing(d(2022, 1, 10))
+                .map(|p| (p.start(), p.end())),
+            Ok((d(2021, 11, 30), d(2022, 2, 27)))
+        );
+        assert_eq!(
+            q.period_containing(d(2022, 3, 10))
+                .map(|p| (p.start(), p.end())),
+            Ok((d(2022, 2, 28), d(2022, 5, 29)))
+        );
+        // Sub 15 Jan 2024 quarterly: Apr 15 – Jul 14, 91 days.
+        let q = anniversary(PlanInterval::Quarterly, "2024-01-15T00:00:00Z");
+        assert_eq!(q.duration_days(d(2024, 5, 1)), Ok(91));
+        // Yearly anniversary Jun 29 2023 → Jun 28 2024 = 366 days.
+        let y = anniversary(PlanInterval::Yearly, "2023-06-29T00:00:00Z");
+        assert_eq!(y.duration_days(d(2023, 9, 28)), Ok(366));
+    }
+
+    #[test]
+    fn calendar_periods_start_on_monday_the_first_and_quarter_starts() {
+        let s = |i| {
+            BillingSchedule::new(
+                i,
+                BillingTime::Calendar,
+                utc("2021-02-17T10:00:00Z"),
+                Tz::UTC,
+            )
+        };
+        let cases = [
+            (
+                PlanInterval::Weekly,
+                d(2022, 3, 10),
+                d(2022, 3, 7),
+                d(2022, 3, 13),
+            ),
+            (
+                PlanInterval::Monthly,
+                d(2024, 2, 10),
+                d(2024, 2, 1),
+                d(2024, 2, 29),
+            ),
+            (
+                PlanInterval::Quarterly,
+                d(2022, 5, 5),
+                d(2022, 4, 1),
+                d(2022, 6, 30),
+            ),
+            (
+                PlanInterval::Semiannual,
+                d(2022, 9, 5),
+                d(2022, 7, 1),
+                d(2022, 12, 31),
+            ),
+            (
+                PlanInterval::Yearly,
+                d(2024, 9, 5),
+                d(2024, 1, 1),
+                d(2024, 12, 31),
+            ),
+        ];
+        for (interval, date, start, end) in cases {
+            let p = s(interval).period_containing(date);
+            assert_eq!(
+                p.map(|p| (p.start(), p.end())),
+                Ok((start, end)),
+                "{interval:?}"
+            );
+        }
+        assert_eq!(
+            s(PlanInterval::Yearly).duration_days(d(2024, 9, 5)),
+            Ok(366)
+        );
+    }
+
+    #[test]
+    fn day_counts_are_inclusive_ceil_and_neutralise_dst() {
+        // 2022-03-15 00:00 → 2022-03-31 23:59:59 counts 17 days (SEMANTICS §6.5).
+        let n = date_diff_with_timezone(
+            utc("2022-03-15T00:00:00Z"),
+            utc("2022-03-31T23:59:59Z"),
+            Tz::UTC,
+        );
+        assert_eq!(n, 17);
+        // March in Paris has 31 days although the clock jumps forward on the 27th:
+        // local Mar 1 00:00 (UTC+1) to local Mar 31 23:59:59 (UTC+2).
+        let paris = Tz::Europe__Paris;
+        let n = date_diff_with_timezone(
+            utc("2022-02-28T23:00:00Z"),
+            utc("2022-03-31T21:59:59Z"),
+            paris,
+        );
+        assert_eq!(n, 31);
+        // A termination at exactly local midnight counts that day; an upgrade gives it away.
+        let from = utc("2022-12-01T00:00:00Z");
+        let to = utc("2022-12-18T00:00:00Z");
+        assert_eq!(subscription_days(from, to, Tz::UTC, false), 18);
+        assert_eq!(subscription_days(from, to, Tz::UTC, true), 17);
+    }
+
+    #[test]
+    fn equal_yearly_prices_are_an_upgrade() {
+        use PlanInterval::*;
+        assert_eq!(
+            classify_plan_change((Monthly, 1000), (Yearly, 12000)),
+            PlanChange::Upgrade
+        );
+        assert_eq!(
+            classify_plan_change((Monthly, 1000), (Yearly, 11999)),
+            PlanChange::Downgrade
+        );
+        assert_eq!(
+            classify_plan_change((Weekly, 100), (Yearly, 5200)),
+            PlanChange::Upgrade
+        );
+    }
+
+    #[test]
+    fn yearly_plans_billing_charges_monthly_bill_the_previous_month_of_usage() {
+        // Given a yearly calendar plan in advance that bills charges monthly, when invoicing on
+        // 1 Mar 2022, then the fee covers 2022 and the charges cover February (28 days).
+        let s = BillingSchedule::new(
+            PlanInterval::Yearly,
+            BillingTime::Calendar,
+            utc("2021-06-10T00:00:00Z"),
+            Tz::UTC,
+        );
+        let dates =
+            SubscriptionDates::new(s, true, utc("2021-06-10T00:00:00Z")).billing_charges_monthly();
+        let b = dates.invoice_boundaries(utc("2022-03-01T00:00:00Z"));
+        assert_eq!(
+            b.map(|b| (
+                b.fee_period().start(),
+                b.charges_from_datetime(),
+                b.charges_duration_days()
+            )),
+            Ok((d(2022, 1, 1), utc("2022-02-01T00:00:00Z"), 28))
+        );
+    }
+
+    #[test]
+    fn trials_may_last_fractional_days() {
+        let end = trial_end(utc("2022-06-20T00:01:00Z"), Decimal::new(15, 1));
+        assert_eq!(end, utc("2022-06-21T12:01:00Z"));
+    }
+}

@@ -283,3 +283,101 @@ pub fn termination_credit(
         remaining_days,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Currency;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_first_calendar_year_started_mid_year_is_prorated_over_365_days() {
+        // SEMANTICS §7: yearly started 15 Mar 2022 → 292 days (Mar 15 – Dec 31) × 100/365 =
+        // 80.0 → 80.
+        let input = SubscriptionFeeInput::new(
+            Money::new(100, Currency::EUR),
+            SubscriptionFeeFacts::default().case(),
+            utc("2022-03-15T00:00:00Z"),
+            utc("2022-12-31T23:59:59Z"),
+            365,
+            Tz::UTC,
+        );
+        let fee = subscription_fee(&input);
+        assert_eq!(
+            fee.map(|f| (f.amount().cents(), f.days())),
+            Ok((80, Some(292)))
+        );
+    }
+
+    #[test]
+    fn the_decision_order_matches_lago() {
+        let base = SubscriptionFeeFacts::default();
+        let terminated = SubscriptionFeeFacts {
+            terminated: true,
+            terminated_by: Some(PlanChange::Upgrade),
+            ..base
+        };
+        assert_eq!(
+            terminated.case(),
+            SubscriptionFeeCase::Termination { upgrade: true }
+        );
+        // A downgrade termination is not billed by the termination rule.
+        let downgraded = SubscriptionFeeFacts {
+            terminated: true,
+            terminated_by: Some(PlanChange::Downgrade),
+            already_billed: true,
+            ..base
+        };
+        assert_eq!(downgraded.case(), SubscriptionFeeCase::Full);
+        let advance_anniversary = SubscriptionFeeFacts {
+            pay_in_advance: true,
+            anniversary: true,
+            ..base
+        };
+        assert_eq!(advance_anniversary.case(), SubscriptionFeeCase::Full);
+        let after_downgrade = SubscriptionFeeFacts {
+            pay_in_advance: true,
+            anniversary: true,
+            created_from_downgrade: true,
+            ..base
+        };
+        assert_eq!(after_downgrade.case(), SubscriptionFeeCase::FirstPeriod);
+        assert_eq!(base.case(), SubscriptionFeeCase::FirstPeriod);
+    }
+
+    #[test]
+    fn a_termination_credit_never_exceeds_what_is_left_of_the_fee() {
+        // 20000 over 30 days, terminated on the first day: 29 days = 19333.33, but only 5000
+        // is left after earlier credit notes → 5000 + 25 % tax.
+        let period = crate::period::BillingSchedule::new(
+            crate::period::PlanInterval::Monthly,
+            BillingTime::Anniversary,
+            utc("2025-09-18T16:00:00Z"),
+            Tz::UTC,
+        )
+        .period_containing(chrono::NaiveDate::from_ymd_opt(2025, 9, 18).unwrap_or_default());
+        let Ok(period) = period else { panic!("period") };
+        let credit = termination_credit(
+            Money::new(20_000, Currency::EUR),
+            period,
+            utc("2025-09-18T16:40:00Z"),
+            Tz::UTC,
+            false,
+            Money::new(15_000, Currency::EUR),
+            Decimal::from(25),
+        );
+        assert_eq!(
+            credit.map(|c| (
+                c.item_amount().cents(),
+                c.taxes_amount().cents(),
+                c.total_amount().cents()
+            )),
+            Ok((5_000, 1_250, 6_250))
+        );
+    }
+}

@@ -235,3 +235,99 @@ impl FilterSet {
             .is_some_and(|f| f.all_keys.contains(key))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filter(pairs: &[(&str, &[&str])]) -> BTreeMap<String, FilterValues> {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    (*k).to_owned(),
+                    FilterValues::from_wire(v.iter().map(|s| (*s).to_owned()).collect()),
+                )
+            })
+            .collect()
+    }
+
+    fn metric() -> Vec<(String, Vec<String>)> {
+        vec![
+            ("region".into(), vec!["eu".into(), "us".into()]),
+            ("cloud".into(), vec!["aws".into(), "gcp".into()]),
+        ]
+    }
+
+    #[test]
+    fn the_most_specific_filter_wins_and_the_default_takes_the_rest() {
+        let set = FilterSet::new(
+            &metric(),
+            &[
+                filter(&[("region", &["eu"])]),
+                filter(&[("region", &["eu"]), ("cloud", &["aws"])]),
+            ],
+        );
+        let Ok(set) = set else { panic!("filters") };
+        let cases: [(&[(&str, &str)], Vec<Bucket>); 4] = [
+            (&[("region", "eu")], vec![Bucket::Filter(0)]),
+            (
+                &[("region", "eu"), ("cloud", "aws")],
+                vec![Bucket::Filter(1)],
+            ),
+            (
+                &[("region", "eu"), ("cloud", "gcp")],
+                vec![Bucket::Filter(0)],
+            ),
+            (&[("region", "us")], vec![Bucket::Default]),
+        ];
+        for (props, expected) in cases {
+            let map: BTreeMap<String, String> = props
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            assert_eq!(set.buckets_of(&map), expected, "{props:?}");
+        }
+        // Pay in advance: the matching filter with the most keys.
+        assert_eq!(
+            set.pay_in_advance_bucket_of(&[("region", "eu"), ("cloud", "aws")]),
+            Bucket::Filter(1)
+        );
+    }
+
+    #[test]
+    fn among_identical_filters_the_oldest_keeps_the_events() {
+        let set = FilterSet::new(
+            &metric(),
+            &[
+                filter(&[("region", &["eu"])]),
+                filter(&[("region", &["eu"])]),
+            ],
+        );
+        let Ok(set) = set else { panic!("filters") };
+        assert_eq!(set.buckets_of(&[("region", "eu")]), vec![Bucket::Filter(0)]);
+    }
+
+    #[test]
+    fn filters_on_unrelated_keys_both_bill_an_event_carrying_both() {
+        // Lago evaluates each filter on its own: neither is a child of the other.
+        let set = FilterSet::new(
+            &metric(),
+            &[
+                filter(&[("region", &["eu"])]),
+                filter(&[("cloud", &["aws"])]),
+            ],
+        );
+        let Ok(set) = set else { panic!("filters") };
+        assert_eq!(
+            set.buckets_of(&[("region", "eu"), ("cloud", "aws")]),
+            vec![Bucket::Filter(0), Bucket::Filter(1)]
+        );
+    }
+
+    #[test]
+    fn a_key_the_metric_does_not_declare_is_refused() {
+        let set = FilterSet::new(&metric(), &[filter(&[("country", &["fr"])])]);
+        assert_eq!(set, Err(FilterError::UnknownKey("country".into())));
+    }
+}

@@ -252,6 +252,12 @@ impl EventProperties for std::collections::HashMap<String, String> {
     }
 }
 
+impl EventProperties for Vec<(String, String)> {
+    fn property(&self, key: &str) -> Option<&str> {
+        self.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
 impl EventProperties for [(&str, &str)] {
     fn property(&self, key: &str) -> Option<&str> {
         self.iter().find(|(k, _)| *k == key).map(|(_, v)| *v)

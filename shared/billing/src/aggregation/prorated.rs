@@ -315,3 +315,101 @@ impl ProratedUniqueCountState {
         spans
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    fn july_window() -> Result<ProrationWindow, AggregationError> {
+        // Period 2022-07-09 .. 2022-08-08, D = 31 (SEMANTICS §2.6).
+        ProrationWindow::new(
+            utc("2022-07-09T00:00:00Z"),
+            utc("2022-08-08T23:59:59Z"),
+            Tz::UTC,
+            31,
+            31,
+        )
+    }
+
+    #[test]
+    fn same_day_add_and_remove_bills_one_day_each_time() {
+        // Add/remove on 3 separate days → 3/31 = 0.0967741… → ceil5 0.09678.
+        let Ok(w) = july_window() else {
+            panic!("window")
+        };
+        let mut s = ProratedUniqueCountState::new(w);
+        let mut seq = 0;
+        for day in ["2022-07-10", "2022-07-15", "2022-07-20"] {
+            for (hour, op) in [("01", Operation::Add), ("02", Operation::Remove)] {
+                seq += 1;
+                let key = EventKey::new(utc(&format!("{day}T{hour}:00:00Z")), seq);
+                s.fold(key, "seat-1", op);
+            }
+        }
+        assert_eq!(s.units(), Decimal::new(9678, 5));
+        assert_eq!(s.active_count(), Decimal::ZERO);
+    }
+
+    #[test]
+    fn a_persisted_value_added_again_mid_period_is_billed_from_the_period_start() {
+        // Persisted "A" + "B" added on day 11 → 1 + 21/31 = 1.67742 (SEMANTICS §2.6).
+        let Ok(w) = july_window() else {
+            panic!("window")
+        };
+        let mut s = ProratedUniqueCountState::new(w);
+        s.fold(
+            EventKey::new(utc("2022-06-09T00:00:00Z"), 1),
+            "A",
+            Operation::Add,
+        );
+        s.fold(
+            EventKey::new(utc("2022-07-19T00:00:00Z"), 2),
+            "B",
+            Operation::Add,
+        );
+        assert_eq!(s.units(), Decimal::new(167742, 5));
+    }
+
+    #[test]
+    fn a_seat_added_mid_month_in_advance_costs_its_remaining_days() {
+        // June 2024 (30 days), 30 €/seat, added June 11 → 20/30 → 2000 cents (SEMANTICS §4.9).
+        let w = ProrationWindow::new(
+            utc("2024-06-01T00:00:00Z"),
+            utc("2024-06-30T23:59:59Z"),
+            Tz::UTC,
+            30,
+            30,
+        );
+        let Ok(w) = w else { panic!("window") };
+        let units = prorated_unit_in_advance(&w, utc("2024-06-11T09:00:00Z"));
+        let cents = (units * Decimal::from(30) * Decimal::ONE_HUNDRED)
+            .round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero);
+        assert_eq!(cents, Decimal::from(2000));
+    }
+
+    #[test]
+    fn a_prorated_sum_weighs_each_value_by_its_remaining_days() {
+        // Persisted 10 over the whole window (31/31) + 31 added on the last day (1/31):
+        // (10×31 + 31×1)/31 = 11; full units 41.
+        let Ok(w) = july_window() else {
+            panic!("window")
+        };
+        let mut s = ProratedSumState::new(w, false);
+        let _ = s.fold(
+            EventKey::new(utc("2022-06-01T00:00:00Z"), 1),
+            Decimal::from(10),
+        );
+        let _ = s.fold(
+            EventKey::new(utc("2022-08-08T10:00:00Z"), 2),
+            Decimal::from(31),
+        );
+        assert_eq!(s.units(), Ok(Decimal::from(11)));
+        assert_eq!(s.full_units_number(), Decimal::from(41));
+    }
+}

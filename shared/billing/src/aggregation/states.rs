@@ -335,3 +335,63 @@ fn seconds_between(a: DateTime<Utc>, b: DateTime<Utc>) -> Decimal {
     let micros = (b - a).num_microseconds().unwrap_or(i64::MAX);
     Decimal::new(micros, 6)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn weighted_sum_matches_the_semantics_example() {
+        // Aug 2023 (31 d), deltas +2@00:00, +3@01:00, +1@01:30, −4@02:00, −2@04:00, +10@05:00,
+        // −10@05:30 → 59 400 unit·s / 2 678 400 s = 0.0221774… (SEMANTICS §2.3).
+        let mut s = WeightedSumState::new(utc("2023-08-31T23:59:59.999Z"));
+        for (t, d) in [
+            ("00:00", 2),
+            ("01:00", 3),
+            ("01:30", 1),
+            ("02:00", -4),
+            ("02:00", 0),
+            ("04:00", -2),
+            ("05:00", 10),
+            ("05:30", -10),
+        ] {
+            let _ = s.fold(utc(&format!("2023-08-01T{t}:00Z")), Decimal::from(d));
+        }
+        let units = s.units(utc("2023-08-01T00:00:00Z"), Decimal::ZERO, 31);
+        assert_eq!(units.map(|u| u.round_dp(5)), Ok(Decimal::new(2218, 5)));
+        assert_eq!(s.variation(), Decimal::ZERO);
+    }
+
+    #[test]
+    fn unique_count_counts_values_whose_last_operation_is_add() {
+        let t = |h: u32| {
+            EventKey::new(
+                utc("2022-07-10T00:00:00Z") + chrono::Duration::hours(i64::from(h)),
+                u64::from(h),
+            )
+        };
+        let mut s = UniqueCountState::default();
+        s.fold(t(1), "a", Operation::Add);
+        s.fold(t(2), "a", Operation::Remove);
+        s.fold(t(3), "b", Operation::Add);
+        s.fold(t(4), "b", Operation::Add);
+        s.fold(t(5), "c", Operation::Remove); // a remove with no add is ignored
+        assert_eq!(s.units(), Decimal::ONE);
+        assert_eq!(s.events_count(), 5);
+    }
+
+    #[test]
+    fn latest_takes_the_last_event_and_floors_at_zero() {
+        let t = utc("2022-07-10T00:00:00Z");
+        let mut s = LatestState::default();
+        s.fold(EventKey::new(t, 2), Decimal::from(-5));
+        s.fold(EventKey::new(t, 1), Decimal::from(7)); // same timestamp, ingested earlier
+        assert_eq!(s.units(), Decimal::ZERO);
+    }
+}
