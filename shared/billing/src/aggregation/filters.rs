@@ -269,7 +269,8 @@ mod tests {
             ],
         );
         let Ok(set) = set else { panic!("filters") };
-        let cases: [(&[(&str, &str)], Vec<Bucket>); 4] = [
+        type Case<'a> = (&'a [(&'a str, &'a str)], Vec<Bucket>);
+        let cases: [Case<'_>; 4] = [
             (&[("region", "eu")], vec![Bucket::Filter(0)]),
             (
                 &[("region", "eu"), ("cloud", "aws")],
