@@ -1,1 +1,93 @@
-//! placeholder
+//! # api: the Lago REST API v1 edge
+//!
+//! Every `/api/v1` route except events, as one axum [`Router`] that the Lambda serves through
+//! `lambda_http` and the local runner serves on a socket: the same code in both places.
+//!
+//! ## Layout
+//! - [`router`]: routes, authentication, body limit, JSON 404/405 fallbacks.
+//! - `edge`: the request extractors (tenant, body, query) and the store-error mapping.
+//! - one module per resource (`billable_metrics`, `customers`, `taxes`, `organizations`), each
+//!   holding its handlers and the use cases they call.
+//!
+//! ## Architecture Invariants
+//! - Every `/api/v1` handler takes a [`Tenant`]: there is no way to reach the store without the
+//!   caller's organization, and every store call is keyed by it.
+//! - Every failure leaves through [`lago::ApiError`]; no handler builds an error response.
+//! - Validation happens before any write, so a refused request writes nothing.
+
+mod billable_metrics;
+mod customers;
+mod edge;
+mod organizations;
+mod taxes;
+
+use std::sync::Arc;
+
+use axum::{Router, middleware, routing::get};
+use billing_aws::BillingStore;
+use chrono::{DateTime, Utc};
+
+pub use edge::Tenant;
+
+/// What the handlers need: the store, a clock and an id generator (time and ids are inputs).
+#[derive(Clone)]
+pub struct Deps {
+    /// The billing table.
+    pub store: BillingStore,
+    /// Now.
+    pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    /// A new Lago id.
+    pub ids: Arc<dyn Fn() -> String + Send + Sync>,
+}
+
+impl Deps {
+    /// Production dependencies: the system clock and random UUIDs.
+    pub fn new(store: BillingStore) -> Self {
+        Self {
+            store,
+            clock: Arc::new(Utc::now),
+            ids: Arc::new(|| uuid::Uuid::new_v4().to_string()),
+        }
+    }
+}
+
+/// The API router: `/api/v1/...` behind bearer authentication, JSON errors everywhere.
+pub fn router(deps: Deps) -> Router {
+    let v1 = Router::new()
+        .route(
+            "/billable_metrics",
+            get(billable_metrics::list).post(billable_metrics::create),
+        )
+        .route(
+            "/billable_metrics/{code}",
+            get(billable_metrics::show)
+                .put(billable_metrics::update)
+                .delete(billable_metrics::destroy),
+        )
+        .route("/customers", get(customers::list).post(customers::upsert))
+        .route(
+            "/customers/{external_id}",
+            get(customers::show).delete(customers::destroy),
+        )
+        .route("/taxes", get(taxes::list).post(taxes::create))
+        .route(
+            "/taxes/{code}",
+            get(taxes::show).put(taxes::update).delete(taxes::destroy),
+        )
+        .route(
+            "/organizations",
+            get(organizations::show).put(organizations::update),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            deps.clone(),
+            edge::authenticate,
+        ));
+    Router::new()
+        .nest("/api/v1", v1)
+        .fallback(edge::route_not_found)
+        .method_not_allowed_fallback(edge::method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            lago::error::BODY_LIMIT_BYTES,
+        ))
+        .with_state(deps)
+}

@@ -1,1 +1,25 @@
-//! placeholder
+//! # billing-aws: the AWS adapters
+//!
+//! The only crate that imports `aws-sdk-*`. It stores and loads the domain records of the
+//! `billing` crate and provisions the local stack.
+//!
+//! ## Layout
+//! - [`config`]: typed configuration from the environment, loaded once.
+//! - [`infra`]: the tables, queues and bus, one source of truth shared with `template.yaml`.
+//! - [`provision`]: creates those resources in an emulator (the local stack and the tests).
+//! - [`dynamo`]: the billing table: organizations and API keys, metrics, customers, taxes.
+//!
+//! ## Architecture Invariants
+//! - SDK types never cross the crate boundary: callers see domain types and [`StoreError`].
+//! - Every read and write of an organization's records takes the organization id and builds
+//!   the key from it, so no call can reach another tenant's items.
+//! - Uniqueness (codes, external ids, API keys) is enforced by conditional writes, never by a
+//!   read followed by a write.
+
+pub mod config;
+pub mod dynamo;
+pub mod infra;
+pub mod provision;
+pub mod telemetry;
+
+pub use dynamo::{BillingStore, StoreError};

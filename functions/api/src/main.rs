@@ -1,0 +1,12 @@
+//! The API Lambda: wires configuration, the SDK client and the router, then serves.
+
+use billing_aws::{BillingStore, config};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    billing_aws::telemetry::init();
+    let config = config::Config::from_env()?;
+    let sdk = config::sdk_config().await;
+    let store = BillingStore::new(&sdk, config.billing_table);
+    lambda_http::run(api::router(api::Deps::new(store))).await
+}

@@ -1,0 +1,103 @@
+//! The one source of truth for the resources the local stack creates: tables with their keys,
+//! indexes and TTL, queues with their dead-letter queues, and the event bus.
+//!
+//! `template.yaml` declares the same resources for AWS; the test
+//! `shared/aws/tests/template_matches_infra.rs` fails when the two disagree, so the local stack
+//! and a deployed stack cannot drift apart.
+
+/// A DynamoDB table: string hash and range keys, optional global secondary indexes, a TTL
+/// attribute; on-demand billing and point-in-time recovery in every environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSpec {
+    /// The CloudFormation logical id in `template.yaml`.
+    pub logical_id: &'static str,
+    /// The environment variable that carries the table name to functions.
+    pub env_var: &'static str,
+    /// Suffix of the physical name (`<prefix>-<suffix>`).
+    pub name_suffix: &'static str,
+    /// Hash key attribute (type S).
+    pub hash_key: &'static str,
+    /// Range key attribute (type S).
+    pub range_key: &'static str,
+    /// Global secondary indexes: (name, hash key, range key), all string keys, projection ALL.
+    pub indexes: &'static [(&'static str, &'static str, &'static str)],
+    /// The attribute DynamoDB's TTL reads (epoch seconds).
+    pub ttl_attribute: &'static str,
+}
+
+/// An SQS queue and its dead-letter queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueSpec {
+    /// The CloudFormation logical id of the queue.
+    pub logical_id: &'static str,
+    /// The CloudFormation logical id of its dead-letter queue.
+    pub dlq_logical_id: &'static str,
+    /// The environment variable that carries the queue URL to functions.
+    pub env_var: &'static str,
+    /// Suffix of the physical name (`<prefix>-<suffix>`; the DLQ adds `-dlq`).
+    pub name_suffix: &'static str,
+    /// How long a received message stays invisible, in seconds (at least the consumer's timeout).
+    pub visibility_timeout_s: u32,
+    /// Receives before a message moves to the dead-letter queue.
+    pub max_receive_count: u32,
+    /// How long the dead-letter queue keeps a message, in seconds (14 days, the SQS maximum).
+    pub dlq_retention_s: u32,
+}
+
+/// The EventBridge bus that carries domain events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusSpec {
+    /// The CloudFormation logical id.
+    pub logical_id: &'static str,
+    /// The environment variable that carries the bus name to functions.
+    pub env_var: &'static str,
+    /// Suffix of the physical name (`<prefix>-<suffix>`).
+    pub name_suffix: &'static str,
+}
+
+/// Organizations, API keys, billable metrics, customers, taxes, plans, subscriptions, invoices:
+/// one item collection per organization (`pk = ORG#<id>`), plus `gsi1` for secondary lookups.
+pub const BILLING_TABLE: TableSpec = TableSpec {
+    logical_id: "BillingTable",
+    env_var: "BILLING_TABLE",
+    name_suffix: "billing",
+    hash_key: "pk",
+    range_key: "sk",
+    indexes: &[("gsi1", "gsi1pk", "gsi1sk")],
+    ttl_attribute: "expires_at",
+};
+
+/// Usage events, keyed by their identity so that storing one is the deduplicating write.
+pub const EVENTS_TABLE: TableSpec = TableSpec {
+    logical_id: "EventsTable",
+    env_var: "EVENTS_TABLE",
+    name_suffix: "events",
+    hash_key: "pk",
+    range_key: "sk",
+    indexes: &[],
+    ttl_attribute: "expires_at",
+};
+
+/// Every table of the stack.
+pub const TABLES: [TableSpec; 2] = [BILLING_TABLE, EVENTS_TABLE];
+
+/// Accepted usage events on their way to aggregation.
+pub const EVENTS_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "EventsQueue",
+    dlq_logical_id: "EventsDeadLetterQueue",
+    env_var: "EVENTS_QUEUE_URL",
+    name_suffix: "events",
+    visibility_timeout_s: 60,
+    max_receive_count: 5,
+    dlq_retention_s: 1_209_600,
+};
+
+/// Every queue of the stack.
+pub const QUEUES: [QueueSpec; 1] = [EVENTS_QUEUE];
+
+/// The domain-event bus.
+pub const BUS: BusSpec = BusSpec {
+    logical_id: "Bus",
+    env_var: "EVENT_BUS_NAME",
+    name_suffix: "bus",
+};

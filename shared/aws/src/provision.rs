@@ -1,0 +1,209 @@
+//! Creates the stack's tables, queues and bus in an emulator, from [`crate::infra`].
+//!
+//! Used by the local runner and the tests; a deployed stack gets the same resources from
+//! `template.yaml`. Every step is idempotent, so provisioning an existing stack is a no-op.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    PointInTimeRecoverySpecification, Projection, ProjectionType, ScalarAttributeType,
+    TimeToLiveSpecification,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+
+use crate::infra::{BUS, QUEUES, TABLES, TableSpec};
+
+/// The physical names of a provisioned stack, as environment variables carry them.
+#[derive(Debug, Clone, Default)]
+pub struct Provisioned {
+    /// `(env_var, value)` pairs: table names, queue URLs, the bus name.
+    pub env: Vec<(&'static str, String)>,
+}
+
+impl Provisioned {
+    /// The value of one of the stack's environment variables.
+    pub fn get(&self, env_var: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| *k == env_var)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Provisioning failed; the message names the resource.
+#[derive(Debug, thiserror::Error)]
+#[error("provisioning {resource} failed: {message}")]
+pub struct ProvisionError {
+    resource: String,
+    message: String,
+}
+
+fn failed(resource: &str, e: impl std::fmt::Display) -> ProvisionError {
+    ProvisionError {
+        resource: resource.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+/// Creates every table, queue (with its DLQ) and the bus under `prefix`.
+pub async fn provision(
+    sdk: &aws_config::SdkConfig,
+    prefix: &str,
+) -> Result<Provisioned, ProvisionError> {
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    let mut out = Provisioned::default();
+
+    for spec in TABLES {
+        let name = format!("{prefix}-{}", spec.name_suffix);
+        create_table(&dynamo, &name, &spec).await?;
+        out.env.push((spec.env_var, name));
+    }
+
+    for spec in QUEUES {
+        let dlq_name = format!("{prefix}-{}-dlq", spec.name_suffix);
+        let dlq_url = sqs
+            .create_queue()
+            .queue_name(&dlq_name)
+            .attributes(
+                QueueAttributeName::MessageRetentionPeriod,
+                spec.dlq_retention_s.to_string(),
+            )
+            .send()
+            .await
+            .map_err(|e| failed(&dlq_name, aws_sdk_sqs::error::DisplayErrorContext(e)))?
+            .queue_url
+            .unwrap_or_default();
+        let dlq_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&dlq_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| failed(&dlq_name, aws_sdk_sqs::error::DisplayErrorContext(e)))?
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .unwrap_or_default();
+        let name = format!("{prefix}-{}", spec.name_suffix);
+        let redrive = format!(
+            r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{}"}}"#,
+            spec.max_receive_count
+        );
+        let url = sqs
+            .create_queue()
+            .queue_name(&name)
+            .attributes(
+                QueueAttributeName::VisibilityTimeout,
+                spec.visibility_timeout_s.to_string(),
+            )
+            .attributes(QueueAttributeName::RedrivePolicy, redrive)
+            .send()
+            .await
+            .map_err(|e| failed(&name, aws_sdk_sqs::error::DisplayErrorContext(e)))?
+            .queue_url
+            .unwrap_or_default();
+        out.env.push((spec.env_var, url));
+    }
+
+    let bus_name = format!("{prefix}-{}", BUS.name_suffix);
+    let exists = events
+        .describe_event_bus()
+        .name(&bus_name)
+        .send()
+        .await
+        .is_ok();
+    if !exists {
+        events
+            .create_event_bus()
+            .name(&bus_name)
+            .send()
+            .await
+            .map_err(|e| failed(&bus_name, aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
+    }
+    out.env.push((BUS.env_var, bus_name));
+    Ok(out)
+}
+
+async fn create_table(
+    dynamo: &aws_sdk_dynamodb::Client,
+    name: &str,
+    spec: &TableSpec,
+) -> Result<(), ProvisionError> {
+    if dynamo.describe_table().table_name(name).send().await.is_ok() {
+        return Ok(());
+    }
+    let key = |attr: &str, kind: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(attr)
+            .key_type(kind)
+            .build()
+            .map_err(|e| failed(name, e))
+    };
+    let string_attr = |attr: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(attr)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .map_err(|e| failed(name, e))
+    };
+    let mut request = dynamo
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key(spec.hash_key, KeyType::Hash)?)
+        .key_schema(key(spec.range_key, KeyType::Range)?)
+        .attribute_definitions(string_attr(spec.hash_key)?)
+        .attribute_definitions(string_attr(spec.range_key)?);
+    for (index, hash, range) in spec.indexes {
+        request = request
+            .attribute_definitions(string_attr(hash)?)
+            .attribute_definitions(string_attr(range)?)
+            .global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(*index)
+                    .key_schema(key(hash, KeyType::Hash)?)
+                    .key_schema(key(range, KeyType::Range)?)
+                    .projection(
+                        Projection::builder()
+                            .projection_type(ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(|e| failed(name, e))?,
+            );
+    }
+    match request.send().await {
+        Ok(_) => {}
+        // Another process created it between our describe and create.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_in_use_exception()) => {}
+        Err(e) => return Err(failed(name, aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+    }
+    dynamo
+        .update_time_to_live()
+        .table_name(name)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(spec.ttl_attribute)
+                .enabled(true)
+                .build()
+                .map_err(|e| failed(name, e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| failed(name, aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    dynamo
+        .update_continuous_backups()
+        .table_name(name)
+        .point_in_time_recovery_specification(
+            PointInTimeRecoverySpecification::builder()
+                .point_in_time_recovery_enabled(true)
+                .build()
+                .map_err(|e| failed(name, e))?,
+        )
+        .send()
+        .await
+        .map_err(|e| failed(name, aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    Ok(())
+}

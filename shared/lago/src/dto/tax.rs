@@ -1,0 +1,103 @@
+//! `tax` bodies (API_CONTRACT §4.8). The rate is a string on input and a number on output.
+
+use billing::catalog::{
+    Record,
+    tax::{Tax, TaxInput},
+};
+use rust_decimal::{Decimal, prelude::ToPrimitive};
+use serde::{Deserialize, Serialize};
+use serde_json::{Number, Value};
+
+use super::{nullable, timestamp};
+
+/// `{"tax": {...}}` of a create or an update.
+#[derive(Debug, Default, Deserialize)]
+pub struct TaxInputDto {
+    name: Option<String>,
+    code: Option<String>,
+    rate: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    description: Option<Option<String>>,
+    applied_to_organization: Option<bool>,
+}
+
+impl TaxInputDto {
+    /// The domain input of a create.
+    pub fn into_create(self) -> TaxInput {
+        self.overlay(TaxInput::default())
+    }
+
+    /// The domain input of an update: the sent fields over the current tax.
+    pub fn into_update(self, current: &Tax) -> TaxInput {
+        self.overlay(current.to_input())
+    }
+
+    fn overlay(self, mut base: TaxInput) -> TaxInput {
+        if self.name.is_some() {
+            base.name = self.name;
+        }
+        if self.code.is_some() {
+            base.code = self.code;
+        }
+        if self.rate.is_some() {
+            base.rate = self.rate;
+        }
+        if let Some(d) = self.description {
+            base.description = d;
+        }
+        if self.applied_to_organization.is_some() {
+            base.applied_to_organization = self.applied_to_organization;
+        }
+        base
+    }
+}
+
+/// `TaxObject`.
+#[derive(Debug, Serialize)]
+pub struct TaxDto {
+    lago_id: String,
+    name: String,
+    code: String,
+    description: Option<String>,
+    rate: Value,
+    applied_to_organization: bool,
+    created_at: String,
+    add_ons_count: u64,
+    customers_count: u64,
+    plans_count: u64,
+    charges_count: u64,
+    commitments_count: u64,
+}
+
+/// A percentage as a JSON number: an integer when whole (`20`), else a float (`5.5`).
+pub fn rate_number(rate: Decimal) -> Value {
+    let rate = rate.normalize();
+    if rate.fract().is_zero()
+        && let Some(i) = rate.to_i64()
+    {
+        return Value::Number(Number::from(i));
+    }
+    rate.to_f64()
+        .and_then(Number::from_f64)
+        .map_or(Value::Null, Value::Number)
+}
+
+impl From<&Record<Tax>> for TaxDto {
+    fn from(r: &Record<Tax>) -> Self {
+        let t = &r.value;
+        Self {
+            lago_id: r.lago_id.clone(),
+            name: t.name().to_owned(),
+            code: t.code().to_owned(),
+            description: t.description().map(str::to_owned),
+            rate: rate_number(t.rate()),
+            applied_to_organization: t.applied_to_organization(),
+            created_at: timestamp(r.created_at),
+            add_ons_count: 0,
+            customers_count: 0,
+            plans_count: 0,
+            charges_count: 0,
+            commitments_count: 0,
+        }
+    }
+}
