@@ -5,7 +5,7 @@ use billing::catalog::{
     tax::{Tax, TaxInput},
 };
 use rust_decimal::{Decimal, prelude::ToPrimitive};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Number, Value};
 
 use super::{nullable, timestamp};
@@ -15,10 +15,28 @@ use super::{nullable, timestamp};
 pub struct TaxInputDto {
     name: Option<String>,
     code: Option<String>,
+    #[serde(default, deserialize_with = "rate_text")]
     rate: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     description: Option<Option<String>>,
     applied_to_organization: Option<bool>,
+}
+
+/// The rate as sent: Lago documents a decimal string (`"20.0"`), but lago-python-client's
+/// `Tax.rate` is a float, so its requests carry a JSON number (`20.0`). Both are taken as the
+/// decimal text they spell (a number by its shortest round-trip form), so validation and
+/// storage see one representation and never a binary float.
+fn rate_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Rate {
+        Text(String),
+        Number(Number),
+    }
+    Ok(Option::<Rate>::deserialize(d)?.map(|rate| match rate {
+        Rate::Text(text) => text,
+        Rate::Number(number) => number.to_string(),
+    }))
 }
 
 impl TaxInputDto {
@@ -98,6 +116,56 @@ impl From<&Record<Tax>> for TaxDto {
             plans_count: 0,
             charges_count: 0,
             commitments_count: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn rate_of(body: Value) -> Option<String> {
+        serde_json::from_value::<TaxInputDto>(body)
+            .ok()
+            .and_then(|dto| dto.rate)
+    }
+
+    #[test]
+    fn a_rate_is_read_from_a_decimal_string_or_a_json_number() {
+        // Given the documented string form and the number lago-python-client sends
+        let cases = [
+            (json!({"rate": "20.0"}), Some("20.0"), "decimal string"),
+            (
+                json!({"rate": 20.5}),
+                Some("20.5"),
+                "float from lago-python-client",
+            ),
+            (
+                json!({"rate": 12.25}),
+                Some("12.25"),
+                "float with two decimals",
+            ),
+            (json!({"rate": 20}), Some("20"), "integer"),
+            (json!({"rate": null}), None, "null"),
+            (json!({}), None, "absent"),
+        ];
+        for (body, expected, case) in cases {
+            assert_eq!(rate_of(body).as_deref(), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_rate_of_another_json_type_is_refused() {
+        for body in [
+            json!({"rate": true}),
+            json!({"rate": ["20"]}),
+            json!({"rate": {}}),
+        ] {
+            assert!(
+                serde_json::from_value::<TaxInputDto>(body.clone()).is_err(),
+                "{body}"
+            );
         }
     }
 }
