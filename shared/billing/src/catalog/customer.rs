@@ -294,7 +294,11 @@ impl Customer {
 
     /// Applies an upsert to an existing customer. `has_invoices` freezes the currency once
     /// something was billed in it (Lago refuses to change it then).
-    pub fn apply(&self, patch: CustomerPatch, has_invoices: bool) -> Result<Self, ValidationErrors> {
+    pub fn apply(
+        &self,
+        patch: CustomerPatch,
+        has_invoices: bool,
+    ) -> Result<Self, ValidationErrors> {
         let mut errors = ValidationErrors::default();
         let mut next = self.clone();
 
@@ -319,9 +323,7 @@ impl Customer {
                 ProfileField::PaymentProviderCode => {
                     &mut next.profile.provider.payment_provider_code
                 }
-                ProfileField::ProviderCustomerId => {
-                    &mut next.profile.provider.provider_customer_id
-                }
+                ProfileField::ProviderCustomerId => &mut next.profile.provider.provider_customer_id,
             };
             *slot = value;
         }
@@ -346,7 +348,10 @@ impl Customer {
         }
         for (field, value) in [
             ("country", &next.profile.address.country),
-            ("shipping_address.country", &next.profile.shipping_address.country),
+            (
+                "shipping_address.country",
+                &next.profile.shipping_address.country,
+            ),
         ] {
             if let Some(c) = value
                 && !is_country(c)
@@ -443,9 +448,10 @@ impl Customer {
             .invoice_issuing_date_anchor
             .apply(next.invoice_issuing_date_anchor.take())
         {
-            Some(a) if a != "current_period_end" && a != "next_period_start" => {
-                errors.push("subscription_invoice_issuing_date_anchor", "value_is_invalid")
-            }
+            Some(a) if a != "current_period_end" && a != "next_period_start" => errors.push(
+                "subscription_invoice_issuing_date_anchor",
+                "value_is_invalid",
+            ),
             a => next.invoice_issuing_date_anchor = a,
         }
         match patch
@@ -604,9 +610,10 @@ pub fn is_country(code: &str) -> bool {
     code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase())
 }
 
-/// An ISO 4217 code: three uppercase ASCII letters that the currency table knows.
+/// An ISO 4217 code that the currency table knows: the shape alone would let `XYZ` through,
+/// and a customer in a currency without an exponent could never be invoiced.
 pub fn is_currency(code: &str) -> bool {
-    code.len() == 3 && code.chars().all(|c| c.is_ascii_uppercase())
+    crate::money::Currency::parse(code).is_ok()
 }
 
 /// One address or several separated by commas, each `local@domain.tld` without spaces.
@@ -654,7 +661,10 @@ mod tests {
         let updated = created.apply(
             CustomerPatch {
                 profile: ProfilePatch {
-                    text: vec![(ProfileField::Address(AddressField::City), Some("Lyon".into()))],
+                    text: vec![(
+                        ProfileField::Address(AddressField::City),
+                        Some("Lyon".into()),
+                    )],
                     ..Default::default()
                 },
                 timezone: Patch::Clear,
@@ -669,6 +679,20 @@ mod tests {
         assert_eq!(updated.profile().address.city.as_deref(), Some("Lyon"));
         assert_eq!(updated.currency(), Some("EUR"));
         assert_eq!(updated.timezone(), None);
+    }
+
+    #[test]
+    fn a_currency_code_outside_the_iso_table_is_refused_even_when_well_shaped() {
+        // Given three uppercase letters that no currency uses
+        let r = Customer::create(
+            "cus_1",
+            CustomerPatch {
+                currency: Patch::Set("XYZ".into()),
+                ..Default::default()
+            },
+        );
+        // Then the currency is reported as Lago reports it
+        assert_eq!(codes(r), vec![("currency".into(), "value_is_invalid")]);
     }
 
     #[test]
@@ -716,7 +740,10 @@ mod tests {
             },
             true,
         );
-        assert_eq!(codes(r), vec![("currency".into(), "currencies_does_not_match")]);
+        assert_eq!(
+            codes(r),
+            vec![("currency".into(), "currencies_does_not_match")]
+        );
     }
 
     #[test]
