@@ -243,7 +243,8 @@ impl BillableMetric {
                 None
             }
         };
-        if rounding_precision.is_some() && rounding_function.is_none() {
+        // A precision needs a function; an invalid function is already reported as invalid.
+        if rounding_precision.is_some() && input.rounding_function.is_none() {
             errors.push("rounding_function", "value_is_mandatory");
         }
 
@@ -433,12 +434,7 @@ mod tests {
                 agg,
                 AggregationType::Count | AggregationType::Max | AggregationType::Latest
             );
-            assert_eq!(
-                BillableMetric::new(i).is_err(),
-                refused,
-                "{}",
-                agg.as_str()
-            );
+            assert_eq!(BillableMetric::new(i).is_err(), refused, "{}", agg.as_str());
         }
     }
 
@@ -449,6 +445,20 @@ mod tests {
         assert_eq!(
             codes(BillableMetric::new(i)),
             vec![("rounding_function".into(), "value_is_invalid")]
+        );
+        let mut i = input("sum_agg");
+        i.rounding_function = Some("truncate".into());
+        i.rounding_precision = Some(2);
+        assert_eq!(
+            codes(BillableMetric::new(i)),
+            vec![("rounding_function".into(), "value_is_invalid")],
+            "an invalid function with a precision is reported once"
+        );
+        let mut i = input("sum_agg");
+        i.rounding_precision = Some(2);
+        assert_eq!(
+            codes(BillableMetric::new(i)),
+            vec![("rounding_function".into(), "value_is_mandatory")]
         );
         let mut i = input("sum_agg");
         i.rounding_function = Some("round".into());
