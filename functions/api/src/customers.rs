@@ -4,12 +4,7 @@ use axum::{
     extract::{Path, State},
     response::Response,
 };
-use billing::catalog::{
-    Record,
-    customer::Customer,
-    organization::Organization,
-    tax::Tax,
-};
+use billing::catalog::{Record, customer::Customer, organization::Organization, tax::Tax};
 use billing_aws::StoreError;
 use lago::{
     ApiError,
@@ -40,7 +35,10 @@ pub async fn upsert(
             .get_many::<Tax>(&org.id, codes)
             .await
             .map_err(|e| store_error("tax", e))?;
-        if codes.iter().any(|c| !found.iter().any(|t| t.value.code() == c)) {
+        if codes
+            .iter()
+            .any(|c| !found.iter().any(|t| t.value.code() == c))
+        {
             return Err(ApiError::NotFound("tax"));
         }
     }
@@ -115,10 +113,7 @@ pub async fn list(
         .get_many::<Tax>(&org.id, &codes)
         .await
         .map_err(|e| store_error("tax", e))?;
-    let items: Vec<_> = records
-        .iter()
-        .map(|r| dto(&org, r, &taxes))
-        .collect();
+    let items: Vec<_> = records.iter().map(|r| dto(&org, r, &taxes)).collect();
     Ok(http::list("customers", items, paging, total))
 }
 

@@ -83,6 +83,7 @@ pub fn store_error(resource: &'static str, e: StoreError) -> ApiError {
         StoreError::NotFound => ApiError::NotFound(resource),
         StoreError::AlreadyExists => ApiError::invalid("code", "value_already_exist"),
         StoreError::Conflict => ApiError::Unavailable,
+        StoreError::TooLarge => ApiError::invalid("base", "value_is_too_long"),
         StoreError::Unavailable(cause) => {
             tracing::error!(error.cause_chain = %cause, resource, "store unavailable");
             ApiError::Unavailable
@@ -94,14 +95,16 @@ pub fn store_error(resource: &'static str, e: StoreError) -> ApiError {
     }
 }
 
-/// The JSON 404 for a path no route serves.
+/// The JSON 404 for a path no route serves: lago-api's catch-all answers
+/// `resource_not_found` (`ApplicationController#not_found`).
 pub async fn route_not_found() -> ApiError {
-    ApiError::NotFound("route")
+    ApiError::NotFound("resource")
 }
 
-/// The JSON 405 for a known path with an unsupported method.
+/// The JSON 405 for a known path with an unsupported method, with the code of the spec's
+/// `ApiErrorNotAllowed` example (lago-api itself answers its catch-all 404 here).
 pub async fn method_not_allowed() -> ApiError {
-    ApiError::NotAllowed("method_not_allowed")
+    ApiError::NotAllowed("not_allowed")
 }
 
 /// How many times a read-modify-write is retried when another writer got there first.

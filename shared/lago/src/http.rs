@@ -21,16 +21,21 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
         .then_some(token)
 }
 
-/// Parses a JSON body: `400` if it is not JSON or not an object.
+/// Parses a JSON body: `400` if it is not JSON.
+///
+/// Like Rails, which lago-api runs on, an empty body is no parameters and a JSON document that
+/// is not an object (`[..]`, `42`, `null`) is kept aside (Rails wraps it in `_json`): both
+/// parse to an empty object, so the caller answers Lago's missing-root 400.
 pub fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
     if bytes.len() > crate::error::BODY_LIMIT_BYTES {
         return Err(ApiError::PayloadTooLarge);
     }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(ApiError::BadRequest(
-            "BadRequest: the request body must be a JSON object".into(),
-        )),
+        Ok(_) => Ok(Map::new()),
         Err(_) => Err(ApiError::BadRequest(
             "BadRequest: the request body is not valid JSON".into(),
         )),
@@ -38,23 +43,30 @@ pub fn parse_body(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
 }
 
 /// Takes the object under `root` (`{"customer": {...}}`): `400` if absent, null or empty.
-pub fn root_object(mut body: Map<String, Value>, root: &str) -> Result<Map<String, Value>, ApiError> {
+pub fn root_object(
+    mut body: Map<String, Value>,
+    root: &str,
+) -> Result<Map<String, Value>, ApiError> {
     match body.remove(root) {
         Some(Value::Object(map)) if !map.is_empty() => Ok(map),
         _ => Err(ApiError::missing_root(root)),
     }
 }
 
-/// Deserializes a root object into a DTO; a field of the wrong type is a 422 naming the field.
+/// Deserializes a root object into a DTO; a field of the wrong type is a 422 naming the
+/// root object's field that holds it (`filters` for `filters[0].values`), as Lago keys
+/// `error_details` by the fields of the resource.
 pub fn from_object<T: DeserializeOwned>(object: Map<String, Value>) -> Result<T, ApiError> {
     let value = Value::Object(object);
     serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." || path.is_empty() {
-            "base".to_owned()
-        } else {
-            path
-        };
+        let field = e
+            .path()
+            .iter()
+            .find_map(|segment| match segment {
+                serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "base".to_owned());
         ApiError::invalid(&field, "value_is_invalid")
     })
 }
@@ -174,11 +186,22 @@ mod tests {
 
     #[test]
     fn a_missing_or_empty_root_key_is_lagos_400() {
-        for body in [r#"{}"#, r#"{"customer": null}"#, r#"{"customer": {}}"#, r#"{"tax": {"a": 1}}"#] {
+        for body in [
+            r#"{}"#,
+            r#"{"customer": null}"#,
+            r#"{"customer": {}}"#,
+            r#"{"tax": {"a": 1}}"#,
+        ] {
             let r = parse_body(body.as_bytes()).and_then(|b| root_object(b, "customer"));
             assert_eq!(r, Err(ApiError::missing_root("customer")), "{body}");
         }
-        assert!(matches!(parse_body(b"{not json"), Err(ApiError::BadRequest(_))));
-        assert!(matches!(parse_body(b"[1]"), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            parse_body(b"{not json"),
+            Err(ApiError::BadRequest(_))
+        ));
+        for body in ["", " \n", "[1]", "42", "null", "\"customer\""] {
+            let r = parse_body(body.as_bytes()).and_then(|b| root_object(b, "customer"));
+            assert_eq!(r, Err(ApiError::missing_root("customer")), "{body:?}");
+        }
     }
 }

@@ -6,9 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use billing::catalog::{
     Record,
-    customer::{
-        AddressField, Customer, CustomerPatch, Patch, ProfileField, ProfilePatch,
-    },
+    customer::{AddressField, Customer, CustomerPatch, Patch, ProfileField, ProfilePatch},
     metric::{BillableMetric, BillableMetricInput},
     tax::{Tax, TaxInput},
 };
@@ -30,6 +28,40 @@ pub trait Kind: Sized {
     fn to_item(&self) -> Self::Item;
     #[doc(hidden)]
     fn from_item(item: Self::Item) -> Result<Self, String>;
+}
+
+/// DynamoDB's item size limit (400 KB). A write over it fails with a `ValidationException`
+/// that would reach the client as a 5xx; measuring first turns it into [`StoreError::TooLarge`].
+pub(crate) const ITEM_BYTES_MAX: usize = 400 * 1024;
+
+/// An upper bound of an item's size as DynamoDB counts it: attribute names plus values, with
+/// numbers counted as their decimal text (DynamoDB stores them in fewer bytes) and 3 bytes of
+/// overhead per list or map plus 1 per element.
+pub(crate) fn item_bytes(item: &HashMap<String, AttributeValue>) -> usize {
+    fn value_bytes(v: &AttributeValue) -> usize {
+        match v {
+            AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::Ss(items) | AttributeValue::Ns(items) => {
+                items.iter().map(String::len).sum()
+            }
+            AttributeValue::Bs(items) => items.iter().map(|b| b.as_ref().len()).sum(),
+            AttributeValue::L(items) => 3 + items.iter().map(|i| 1 + value_bytes(i)).sum::<usize>(),
+            AttributeValue::M(map) => 3 + item_bytes(map) + map.len(),
+            _ => 1,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value_bytes(v)).sum()
+}
+
+/// Refuses an item DynamoDB would refuse for its size.
+pub(crate) fn check_size(
+    item: HashMap<String, AttributeValue>,
+) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    if item_bytes(&item) > ITEM_BYTES_MAX {
+        return Err(StoreError::TooLarge);
+    }
+    Ok(item)
 }
 
 /// The identity and bookkeeping every stored record carries.
@@ -64,7 +96,7 @@ pub(crate) fn to_item<T: Kind>(
         "sk".into(),
         AttributeValue::S(format!("{}{}", T::PREFIX, record.value.key())),
     );
-    Ok(item)
+    check_size(item)
 }
 
 pub(crate) fn from_item<T: Kind>(
@@ -190,19 +222,40 @@ const PROFILE_FIELDS: [(&str, ProfileField); 24] = [
     ("logo_url", ProfileField::LogoUrl),
     ("legal_name", ProfileField::LegalName),
     ("legal_number", ProfileField::LegalNumber),
-    ("tax_identification_number", ProfileField::TaxIdentificationNumber),
+    (
+        "tax_identification_number",
+        ProfileField::TaxIdentificationNumber,
+    ),
     ("address_line1", ProfileField::Address(AddressField::Line1)),
     ("address_line2", ProfileField::Address(AddressField::Line2)),
     ("city", ProfileField::Address(AddressField::City)),
     ("state", ProfileField::Address(AddressField::State)),
     ("zipcode", ProfileField::Address(AddressField::Zipcode)),
     ("country", ProfileField::Address(AddressField::Country)),
-    ("ship_address_line1", ProfileField::ShippingAddress(AddressField::Line1)),
-    ("ship_address_line2", ProfileField::ShippingAddress(AddressField::Line2)),
-    ("ship_city", ProfileField::ShippingAddress(AddressField::City)),
-    ("ship_state", ProfileField::ShippingAddress(AddressField::State)),
-    ("ship_zipcode", ProfileField::ShippingAddress(AddressField::Zipcode)),
-    ("ship_country", ProfileField::ShippingAddress(AddressField::Country)),
+    (
+        "ship_address_line1",
+        ProfileField::ShippingAddress(AddressField::Line1),
+    ),
+    (
+        "ship_address_line2",
+        ProfileField::ShippingAddress(AddressField::Line2),
+    ),
+    (
+        "ship_city",
+        ProfileField::ShippingAddress(AddressField::City),
+    ),
+    (
+        "ship_state",
+        ProfileField::ShippingAddress(AddressField::State),
+    ),
+    (
+        "ship_zipcode",
+        ProfileField::ShippingAddress(AddressField::Zipcode),
+    ),
+    (
+        "ship_country",
+        ProfileField::ShippingAddress(AddressField::Country),
+    ),
     ("payment_provider", ProfileField::PaymentProvider),
     ("payment_provider_code", ProfileField::PaymentProviderCode),
     ("provider_customer_id", ProfileField::ProviderCustomerId),

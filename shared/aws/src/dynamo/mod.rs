@@ -31,6 +31,10 @@ pub enum StoreError {
     /// The record changed since it was read; re-read and retry.
     #[error("concurrent modification")]
     Conflict,
+    /// The record would exceed DynamoDB's item size limit (400 KB); the
+    /// caller sent too much text, nothing was written.
+    #[error("record too large to store")]
+    TooLarge,
     /// A stored item does not map back to a domain value.
     #[error("corrupt item: {0}")]
     Corrupt(String),
@@ -82,7 +86,11 @@ impl BillingStore {
     }
 
     /// Stores a new record; `AlreadyExists` if its business key is taken in the organization.
-    pub async fn create<T: Kind>(&self, org_id: &str, record: &Record<T>) -> Result<(), StoreError> {
+    pub async fn create<T: Kind>(
+        &self,
+        org_id: &str,
+        record: &Record<T>,
+    ) -> Result<(), StoreError> {
         let item = mapping::to_item(org_id, record)?;
         let result = self
             .client
@@ -115,7 +123,9 @@ impl BillingStore {
             .consistent_read(true)
             .send()
             .await?;
-        out.item.ok_or(StoreError::NotFound).and_then(mapping::from_item)
+        out.item
+            .ok_or(StoreError::NotFound)
+            .and_then(mapping::from_item)
     }
 
     /// Reads several records by business key; missing keys are simply absent from the result.

@@ -14,7 +14,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{BillingStore, StoreError, org_pk};
+use super::{BillingStore, StoreError, mapping::check_size, org_pk};
 
 /// The digest under which an API key is stored.
 pub fn api_key_digest(api_key: &str) -> String {
@@ -174,9 +174,8 @@ impl BillingStore {
         match result {
             Ok(_) => Ok(()),
             Err(e)
-                if e.as_service_error().is_some_and(|s| {
-                    s.is_transaction_canceled_exception()
-                }) =>
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_transaction_canceled_exception()) =>
             {
                 Err(StoreError::AlreadyExists)
             }
@@ -227,6 +226,7 @@ impl BillingStore {
             serde_dynamo::to_item(to_item(org)).map_err(corrupt)?;
         item.insert("pk".into(), AttributeValue::S(org_pk(&org.id)));
         item.insert("sk".into(), AttributeValue::S("ORG".into()));
+        let item = check_size(item)?;
         let result = self
             .client()
             .put_item()

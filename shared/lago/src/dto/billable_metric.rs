@@ -20,11 +20,16 @@ pub struct FilterDto {
 /// `{"billable_metric": {...}}` of a create or an update (on update nothing is required).
 #[derive(Debug, Default, Deserialize)]
 pub struct BillableMetricInputDto {
-    name: Option<String>,
-    code: Option<String>,
+    // `null` is kept apart from absent (`Some(None)`) for every field: lago-api assigns every
+    // sent key, so a null name, code or aggregation type is refused as mandatory, not ignored.
+    #[serde(default, deserialize_with = "nullable")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    code: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     description: Option<Option<String>>,
-    aggregation_type: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    aggregation_type: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     field_name: Option<Option<String>>,
     recurring: Option<bool>,
@@ -56,15 +61,9 @@ impl BillableMetricInputDto {
                 *slot = v;
             }
         }
-        if self.name.is_some() {
-            base.name = self.name;
-        }
-        if self.code.is_some() {
-            base.code = self.code;
-        }
-        if self.aggregation_type.is_some() {
-            base.aggregation_type = self.aggregation_type;
-        }
+        put(&mut base.name, self.name);
+        put(&mut base.code, self.code);
+        put(&mut base.aggregation_type, self.aggregation_type);
         if self.recurring.is_some() {
             base.recurring = self.recurring;
         }

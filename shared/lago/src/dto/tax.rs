@@ -13,10 +13,14 @@ use super::{nullable, timestamp};
 /// `{"tax": {...}}` of a create or an update.
 #[derive(Debug, Default, Deserialize)]
 pub struct TaxInputDto {
-    name: Option<String>,
-    code: Option<String>,
-    #[serde(default, deserialize_with = "rate_text")]
-    rate: Option<String>,
+    // `null` is kept apart from absent (`Some(None)`): lago-api assigns every sent key, so a
+    // null name, code or rate is refused as mandatory rather than ignored.
+    #[serde(default, deserialize_with = "nullable")]
+    name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    code: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable_rate")]
+    rate: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     description: Option<Option<String>>,
     applied_to_organization: Option<bool>,
@@ -39,6 +43,11 @@ fn rate_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error
     }))
 }
 
+/// [`rate_text`] with `null` kept apart from absent.
+fn nullable_rate<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    rate_text(d).map(Some)
+}
+
 impl TaxInputDto {
     /// The domain input of a create.
     pub fn into_create(self) -> TaxInput {
@@ -51,14 +60,14 @@ impl TaxInputDto {
     }
 
     fn overlay(self, mut base: TaxInput) -> TaxInput {
-        if self.name.is_some() {
-            base.name = self.name;
+        if let Some(name) = self.name {
+            base.name = name;
         }
-        if self.code.is_some() {
-            base.code = self.code;
+        if let Some(code) = self.code {
+            base.code = code;
         }
-        if self.rate.is_some() {
-            base.rate = self.rate;
+        if let Some(rate) = self.rate {
+            base.rate = rate;
         }
         if let Some(d) = self.description {
             base.description = d;
@@ -128,7 +137,7 @@ mod tests {
     fn rate_of(body: Value) -> Option<String> {
         serde_json::from_value::<TaxInputDto>(body)
             .ok()
-            .and_then(|dto| dto.rate)
+            .and_then(|dto| dto.rate.flatten())
     }
 
     #[test]
