@@ -6,6 +6,8 @@
 pub mod customer;
 pub mod metric;
 pub mod organization;
+pub mod plan;
+pub mod subscription;
 pub mod tax;
 
 /// One rejected input field: Lago's field name and its snake_case error code
