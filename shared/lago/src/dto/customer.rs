@@ -150,23 +150,56 @@ impl CustomerInputDto {
         push(ProfileField::LogoUrl, self.logo_url);
         push(ProfileField::LegalName, self.legal_name);
         push(ProfileField::LegalNumber, self.legal_number);
-        push(ProfileField::TaxIdentificationNumber, self.tax_identification_number);
-        push(ProfileField::Address(AddressField::Line1), self.address_line1);
-        push(ProfileField::Address(AddressField::Line2), self.address_line2);
+        push(
+            ProfileField::TaxIdentificationNumber,
+            self.tax_identification_number,
+        );
+        push(
+            ProfileField::Address(AddressField::Line1),
+            self.address_line1,
+        );
+        push(
+            ProfileField::Address(AddressField::Line2),
+            self.address_line2,
+        );
         push(ProfileField::Address(AddressField::City), self.city);
         push(ProfileField::Address(AddressField::State), self.state);
         push(ProfileField::Address(AddressField::Zipcode), self.zipcode);
         let shipping = self.shipping_address.unwrap_or_default();
-        push(ProfileField::ShippingAddress(AddressField::Line1), shipping.address_line1);
-        push(ProfileField::ShippingAddress(AddressField::Line2), shipping.address_line2);
-        push(ProfileField::ShippingAddress(AddressField::City), shipping.city);
-        push(ProfileField::ShippingAddress(AddressField::State), shipping.state);
-        push(ProfileField::ShippingAddress(AddressField::Zipcode), shipping.zipcode);
-        push(ProfileField::ShippingAddress(AddressField::Country), shipping.country);
+        push(
+            ProfileField::ShippingAddress(AddressField::Line1),
+            shipping.address_line1,
+        );
+        push(
+            ProfileField::ShippingAddress(AddressField::Line2),
+            shipping.address_line2,
+        );
+        push(
+            ProfileField::ShippingAddress(AddressField::City),
+            shipping.city,
+        );
+        push(
+            ProfileField::ShippingAddress(AddressField::State),
+            shipping.state,
+        );
+        push(
+            ProfileField::ShippingAddress(AddressField::Zipcode),
+            shipping.zipcode,
+        );
+        push(
+            ProfileField::ShippingAddress(AddressField::Country),
+            shipping.country,
+        );
         let billing = self.billing_configuration.unwrap_or_default();
         push(ProfileField::PaymentProvider, billing.payment_provider);
-        push(ProfileField::PaymentProviderCode, billing.payment_provider_code);
-        push(ProfileField::ProviderCustomerId, billing.provider_customer_id);
+        push(
+            ProfileField::PaymentProviderCode,
+            billing.payment_provider_code,
+        );
+        push(
+            ProfileField::ProviderCustomerId,
+            billing.provider_customer_id,
+        );
         CustomerPatch {
             profile: ProfilePatch {
                 text,
@@ -250,6 +283,34 @@ struct MetadataDto {
     created_at: String,
 }
 
+/// The `lago_id` of a metadata entry. Lago's schema makes it a UUID (typed clients parse it as
+/// one), but the catalog keeps no id per entry, so it is derived from the customer's id and
+/// the entry's key: the same on every read, distinct per key. The customer's 128 bits are mixed
+/// with an FNV-1a hash of the key and stamped as an RFC 9562 version 8 (custom) UUID.
+fn metadata_id(customer_id: &str, key: &str) -> String {
+    let hex: String = customer_id
+        .chars()
+        .filter(char::is_ascii_hexdigit)
+        .collect();
+    let customer_bits = u128::from_str_radix(&hex, 16).unwrap_or(0);
+    let key_hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    let mut bits =
+        customer_bits ^ (u128::from(key_hash) << 64 | u128::from(key_hash.rotate_left(29)));
+    bits = (bits & !(0xf << 76)) | (0x8 << 76);
+    bits = (bits & !(0x3 << 62)) | (0x2 << 62);
+    let h = format!("{bits:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
 /// `CustomerObjectExtended`.
 #[derive(Debug, Serialize)]
 pub struct CustomerDto {
@@ -295,7 +356,12 @@ pub struct CustomerDto {
 impl CustomerDto {
     /// The response for a stored customer, with its taxes resolved and the organization's
     /// timezone as the fallback `applicable_timezone`.
-    pub fn new(r: &Record<Customer>, taxes: &[Record<Tax>], org_timezone: Tz, slug_prefix: &str) -> Self {
+    pub fn new(
+        r: &Record<Customer>,
+        taxes: &[Record<Tax>],
+        org_timezone: Tz,
+        slug_prefix: &str,
+    ) -> Self {
         let c = &r.value;
         let p = c.profile();
         let sequential_id = r.sequential_id.unwrap_or(0);
@@ -358,9 +424,8 @@ impl CustomerDto {
             metadata: c
                 .metadata()
                 .iter()
-                .enumerate()
-                .map(|(i, m)| MetadataDto {
-                    lago_id: format!("{}-{i}", r.lago_id),
+                .map(|m| MetadataDto {
+                    lago_id: metadata_id(&r.lago_id, &m.key),
                     key: m.key.clone(),
                     value: m.value.clone(),
                     display_in_invoice: m.display_in_invoice,
@@ -371,5 +436,35 @@ impl CustomerDto {
             taxes: taxes.iter().map(TaxDto::from).collect(),
             applicable_invoice_custom_sections: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metadata_id;
+
+    #[test]
+    fn a_metadata_id_is_a_stable_uuid_distinct_per_key_and_customer() {
+        let customer = "04edbfb8-d3be-4791-a4ce-d683c8995b36";
+        let id = metadata_id(customer, "crm_id");
+        // Then it has the 8-4-4-4-12 shape with the version 8 and RFC variant nibbles
+        let groups: Vec<usize> = id.split('-').map(str::len).collect();
+        assert_eq!(groups, vec![8, 4, 4, 4, 12], "{id}");
+        assert!(
+            id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()),
+            "{id}"
+        );
+        assert_eq!(id.as_bytes()[14], b'8', "{id}");
+        assert!(
+            matches!(id.as_bytes()[19], b'8' | b'9' | b'a' | b'b'),
+            "{id}"
+        );
+        // And it is the same on every read, and differs by key and by customer
+        assert_eq!(metadata_id(customer, "crm_id"), id);
+        assert_ne!(metadata_id(customer, "purchase_order"), id);
+        assert_ne!(
+            metadata_id("14edbfb8-d3be-4791-a4ce-d683c8995b36", "crm_id"),
+            id
+        );
     }
 }
