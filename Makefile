@@ -1,0 +1,44 @@
+# The README's two commands: `make run` (the whole system on this machine) and `make test`
+# (every check, as CI runs it through .ci/run). The recipes live in .ci/*.sh, where bash can
+# trap Ctrl-C and clean up; this file names them.
+#
+# Honoured from the environment: CARGO_TARGET_DIR (default target/), AWS_ENDPOINT_URL (for
+# `make run`: use that endpoint, e.g. LocalStack, instead of starting moto), AWS_REGION and
+# credentials (default us-east-1 and test/test), LOCAL_HTTP_ADDR, LAGO_API_KEY, RESOURCE_PREFIX.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := run
+
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: run test lint sam-build bootstrap clean-local
+
+## run: the AWS emulator on 127.0.0.1:4566 and the local runner on 127.0.0.1:3000 (Ctrl-C stops both)
+run:
+	.ci/run-local.sh
+
+## test: lint, sam build, Rust tests, Lago's Python and JavaScript clients against the local stack
+test:
+	.ci/test.sh all
+
+## lint: cfn-lint, sam validate --lint, rustfmt, clippy
+lint:
+	.ci/test.sh lint
+
+## sam-build: build every function for arm64 Lambda into .aws-sam/build
+sam-build:
+	.ci/test.sh sam-build
+
+## bootstrap: install every tool `make run` and `make test` need (.venv, node_modules, arm64 target)
+bootstrap:
+	.ci/bootstrap.sh test
+
+## clean-local: stop emulators this project started, and remove local state and build output
+clean-local:
+	shopt -s nullglob; \
+	for pid_file in .local/emulator-*.pid; do \
+	  port="$${pid_file#.local/emulator-}"; \
+	  .ci/emulator.sh stop "$${port%.pid}"; \
+	done
+	rm -rf .local .aws-sam
