@@ -128,6 +128,17 @@ def test_update_can_change_the_code_which_then_identifies_the_metric(client, uni
     assert caught.value.status_code == 404
 
 
+def test_a_code_with_spaces_and_accents_travels_in_the_path(client, unique):
+    # Lago allows any character but "/" in a code; the client puts it in the URL unencoded
+    code = unique("stockage réservé")
+
+    created = client.billable_metrics.create(BillableMetric(name="Stockage", code=code, aggregation_type="count_agg"))
+
+    assert client.billable_metrics.find(code) == created
+    assert client.billable_metrics.update(BillableMetric(name="Renommé"), code).name == "Renommé"
+    assert client.billable_metrics.destroy(code).code == code
+
+
 def test_destroy_returns_the_metric_and_then_it_is_not_found(client, unique):
     code = unique("storage")
     created = client.billable_metrics.create(storage_metric(code))
