@@ -154,15 +154,20 @@ pub struct CustomerPatch {
     pub invoice_issuing_date_anchor: Patch<String>,
     /// `align_with_finalization_date` or `keep_anchor`.
     pub invoice_issuing_date_adjustment: Patch<String>,
-    /// Codes of the taxes applied to the customer (replaces the list).
-    pub tax_codes: Option<Vec<String>>,
+    /// Lago ids of the taxes applied to the customer (replaces the list). Taxes are applied
+    /// by identity, as lago-api's `applied_taxes` do, so renaming a tax keeps it applied and a
+    /// new tax reusing a deleted one's code is not applied by accident.
+    pub tax_ids: Option<Vec<String>>,
     /// Metadata pairs (replaces the list).
-    pub metadata: Option<Vec<(Option<String>, Option<String>, Option<bool>)>>,
+    pub metadata: Option<Vec<MetadataEntry>>,
     /// Whether invoice custom sections are skipped.
     pub skip_invoice_custom_sections: Option<bool>,
     /// The billing entity the customer belongs to.
     pub billing_entity_code: Patch<String>,
 }
+
+/// One metadata pair as sent: key, value, `display_in_invoice` (each checked by [`Customer::apply`]).
+pub type MetadataEntry = (Option<String>, Option<String>, Option<bool>);
 
 /// Partial update of the free-text profile: `Some(v)` sets (`v = None` clears), `None` keeps.
 #[derive(Debug, Clone, Default)]
@@ -243,7 +248,7 @@ pub struct Customer {
     document_locale: Option<String>,
     invoice_issuing_date_anchor: Option<String>,
     invoice_issuing_date_adjustment: Option<String>,
-    tax_codes: Vec<String>,
+    tax_ids: Vec<String>,
     metadata: Vec<CustomerMetadata>,
     skip_invoice_custom_sections: bool,
     billing_entity_code: Option<String>,
@@ -275,7 +280,7 @@ impl Customer {
             document_locale: None,
             invoice_issuing_date_anchor: None,
             invoice_issuing_date_adjustment: None,
-            tax_codes: Vec::new(),
+            tax_ids: Vec::new(),
             metadata: Vec::new(),
             skip_invoice_custom_sections: false,
             billing_entity_code: None,
@@ -464,14 +469,14 @@ impl Customer {
             ),
             a => next.invoice_issuing_date_adjustment = a,
         }
-        if let Some(codes) = patch.tax_codes {
-            let mut unique = Vec::with_capacity(codes.len());
-            for code in codes {
-                if !unique.contains(&code) {
-                    unique.push(code);
+        if let Some(ids) = patch.tax_ids {
+            let mut unique = Vec::with_capacity(ids.len());
+            for id in ids {
+                if !unique.contains(&id) {
+                    unique.push(id);
                 }
             }
-            next.tax_codes = unique;
+            next.tax_ids = unique;
         }
         if let Some(items) = patch.metadata {
             let mut metadata = Vec::with_capacity(items.len());
@@ -559,9 +564,9 @@ impl Customer {
     pub fn invoice_issuing_date_adjustment(&self) -> Option<&str> {
         self.invoice_issuing_date_adjustment.as_deref()
     }
-    /// Codes of the taxes applied to the customer.
-    pub fn tax_codes(&self) -> &[String] {
-        &self.tax_codes
+    /// Lago ids of the taxes applied to the customer, in the order they were given.
+    pub fn tax_ids(&self) -> &[String] {
+        &self.tax_ids
     }
     /// Metadata pairs.
     pub fn metadata(&self) -> &[CustomerMetadata] {
@@ -605,10 +610,32 @@ fn days(
     }
 }
 
-/// Two uppercase ASCII letters (ISO 3166 alpha-2 shape).
+/// An ISO 3166-1 alpha-2 code that is assigned: the shape alone would let `ZZ` through, and
+/// Lago answers `not_a_valid_country_code` for it.
 pub fn is_country(code: &str) -> bool {
-    code.len() == 2 && code.chars().all(|c| c.is_ascii_uppercase())
+    COUNTRIES.binary_search(&code).is_ok()
 }
+
+/// The assigned ISO 3166-1 alpha-2 codes, sorted (as tzdata's `iso3166.tab` lists them).
+#[rustfmt::skip]
+const COUNTRIES: &[&str] = &[
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+];
 
 /// An ISO 4217 code that the currency table knows: the shape alone would let `XYZ` through,
 /// and a customer in a currency without an exponent could never be invoiced.
@@ -693,6 +720,23 @@ mod tests {
         );
         // Then the currency is reported as Lago reports it
         assert_eq!(codes(r), vec![("currency".into(), "value_is_invalid")]);
+    }
+
+    #[test]
+    fn a_country_code_must_be_an_assigned_iso_3166_code() {
+        assert!(
+            COUNTRIES.windows(2).all(|w| w[0] < w[1]),
+            "the table stays sorted"
+        );
+        for (code, known) in [
+            ("FR", true),
+            ("IE", true),
+            ("ZZ", false),
+            ("fr", false),
+            ("FRA", false),
+        ] {
+            assert_eq!(is_country(code), known, "{code}");
+        }
     }
 
     #[test]
