@@ -222,6 +222,7 @@ def test_a_customer_without_a_timezone_applies_the_organizations(fresh_client, u
         pytest.param({"timezone": "Mars/Olympus"}, {"timezone": ["invalid_timezone"]}, id="an unknown timezone"),
         pytest.param({"email": "not-an-email"}, {"email": ["invalid_email_format"]}, id="a malformed email"),
         pytest.param({"country": "France"}, {"country": ["not_a_valid_country_code"]}, id="a country name"),
+        pytest.param({"country": "ZZ"}, {"country": ["not_a_valid_country_code"]}, id="an unassigned country code"),
         pytest.param(
             {"finalize_zero_amount_invoice": "sometimes"},
             {"finalize_zero_amount_invoice": ["value_is_invalid"]},
