@@ -2,9 +2,10 @@
 # (every check, as CI runs it through .ci/run). The recipes live in .ci/*.sh, where bash can
 # trap Ctrl-C and clean up; this file names them.
 #
-# Honoured from the environment: CARGO_TARGET_DIR (default target/), AWS_ENDPOINT_URL (for
-# `make run`: use that endpoint, e.g. LocalStack, instead of starting moto), AWS_REGION and
-# credentials (default us-east-1 and test/test), LOCAL_HTTP_ADDR, LAGO_API_KEY, RESOURCE_PREFIX.
+# Honoured from the environment: CARGO_TARGET_DIR (default target/); for `make run` also
+# AWS_ENDPOINT_URL (use that endpoint, e.g. LocalStack, instead of starting moto),
+# EMULATOR_PORT (moto's port, default 4566), AWS_REGION and credentials (default us-east-1 and
+# test/test), LOCAL_HTTP_ADDR, LAGO_API_KEY and RESOURCE_PREFIX (read by the local runner).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c

@@ -50,18 +50,24 @@ if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
 
-requirements=(.ci/requirements-run.txt)
-[[ "$mode" == test ]] && requirements+=(.ci/requirements-test.txt)
-# The stamp records what was installed: the requirement files and the interpreter. When both
+# A stamp records what was installed: the requirement files and the interpreter. When both
 # are unchanged, pip (which takes seconds even when there is nothing to do) is skipped.
-wanted="$({ cat "${requirements[@]}"; .venv/bin/python --version; } | sha256sum | cut -d' ' -f1)"
+stamp_of() {
+  local files=(.ci/requirements-run.txt)
+  [[ "$1" == test ]] && files+=(.ci/requirements-test.txt)
+  { cat "${files[@]}"; .venv/bin/python --version; } | sha256sum | cut -d' ' -f1
+}
+is_current() { [[ -f ".venv/.bootstrap-$1" && "$(cat ".venv/.bootstrap-$1")" == "$(stamp_of "$1")" ]]; }
 stamp=".venv/.bootstrap-$mode"
-if [[ -f "$stamp" && "$(cat "$stamp")" == "$wanted" ]]; then
+wanted="$(stamp_of "$mode")"
+# The test requirements include the run ones, so a current test install covers `run` too.
+if is_current "$mode" || { [[ "$mode" == run ]] && is_current test; }; then
   log ".venv is up to date for '$mode'"
 else
-  log "installing ${requirements[*]} into .venv"
+  # requirements-test.txt includes requirements-run.txt.
+  log "installing .ci/requirements-$mode.txt into .venv"
   .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-    -r "${requirements[-1]}"
+    -r ".ci/requirements-$mode.txt"
   printf '%s\n' "$wanted" >"$stamp"
 fi
 

@@ -5,8 +5,10 @@
 #                                user started), else start moto in the background and wait for it
 #   .ci/emulator.sh stop PORT    stop the moto that `start` started, and nothing else
 #
-# Ownership is the pid file .local/emulator-PORT.pid: it is written only when this script starts
-# the server, so `stop` never kills an emulator it merely reused.
+# `start` exits 0 when it started moto, 10 when it reused a server that was already there, and
+# 1 when it failed. A caller stops the emulator at the end only after a 0: whoever started a
+# reused server (another `make run`, the user) keeps it. The pid file .local/emulator-PORT.pid
+# is written only when this script starts the server, so `stop` never kills anything else.
 set -euo pipefail
 
 usage() {
@@ -36,7 +38,7 @@ is_our_moto() {
 start() {
   if answers; then
     echo "emulator: reusing the server already answering on $url"
-    return 0
+    return 10
   fi
   # A pid file whose server no longer answers is left over from a crash.
   rm -f "$pid_file"

@@ -2,7 +2,7 @@
 # `make run`: the whole system on this machine, no AWS account and no Docker needed.
 #
 # Uses the AWS endpoint in AWS_ENDPOINT_URL when the user set one (LocalStack, say); otherwise
-# starts (or reuses) moto on 127.0.0.1:4566. Then builds and runs the local runner in the
+# starts (or reuses) moto on 127.0.0.1:4566 (EMULATOR_PORT to change it). Then builds and runs the local runner in the
 # foreground: it creates the tables, queues and bus, an organization (from LAGO_API_KEY when
 # set), and serves the API on LOCAL_HTTP_ADDR (default 127.0.0.1:3000), printing URL and key.
 # Ctrl-C stops the runner, and the emulator too if this script started it.
@@ -33,9 +33,15 @@ trap 'exit 143' TERM
 if [[ -n "${AWS_ENDPOINT_URL:-}" ]]; then
   echo "run: using the AWS endpoint AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL"
 else
-  emulator_port=4566
-  .ci/emulator.sh start "$emulator_port"
-  export AWS_ENDPOINT_URL="http://127.0.0.1:$emulator_port"
+  port="${EMULATOR_PORT:-4566}"
+  status=0
+  .ci/emulator.sh start "$port" || status=$?
+  case "$status" in
+    0) emulator_port="$port" ;; # ours: stopped on exit
+    10) ;;                      # reused: its owner stops it
+    *) exit "$status" ;;
+  esac
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 fi
 
 cargo build -p local-runner
