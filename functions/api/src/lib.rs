@@ -19,6 +19,8 @@ mod billable_metrics;
 mod customers;
 mod edge;
 mod organizations;
+mod plans;
+mod subscriptions;
 mod taxes;
 
 use std::sync::Arc;
@@ -77,6 +79,21 @@ pub fn router(deps: Deps) -> Router {
         .route(
             "/organizations",
             get(organizations::show).put(organizations::update),
+        )
+        .route("/plans", get(plans::list).post(plans::create))
+        .route(
+            "/plans/{code}",
+            get(plans::show).put(plans::update).delete(plans::destroy),
+        )
+        .route(
+            "/subscriptions",
+            get(subscriptions::list).post(subscriptions::create),
+        )
+        .route(
+            "/subscriptions/{external_id}",
+            get(subscriptions::show)
+                .put(subscriptions::update)
+                .delete(subscriptions::destroy),
         )
         .route_layer(middleware::from_fn_with_state(
             deps.clone(),

@@ -7,6 +7,8 @@
 
 mod mapping;
 pub mod organizations;
+pub mod plans;
+pub mod subscriptions;
 
 use std::collections::HashMap;
 

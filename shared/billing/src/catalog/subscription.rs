@@ -19,6 +19,9 @@ use crate::period::{
     self, BillingSchedule, BillingTime, PeriodError, PlanChange, SubscriptionDates, local_date,
 };
 
+/// A period as its `(start, end)` instants.
+pub type Period = (DateTime<Utc>, DateTime<Utc>);
+
 /// Where a subscription is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SubscriptionStatus {
@@ -397,7 +400,7 @@ impl Subscription {
             subscription_at: s.subscription_at,
             started_at,
             initial_started_at: s.initial_started_at.or(started_at),
-            ending_at: switch.ending_at.clone().unwrap_or(s.ending_at),
+            ending_at: switch.ending_at.unwrap_or(s.ending_at),
             terminated_at: None,
             canceled_at: None,
             previous_plan_code: Some(s.plan_code.clone()),
@@ -524,7 +527,7 @@ impl Subscription {
         plan: &Plan,
         timezone: Tz,
         now: DateTime<Utc>,
-    ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, PeriodError> {
+    ) -> Result<Option<Period>, PeriodError> {
         let s = &self.state;
         let Some(started_at) = s.started_at else {
             return Ok(None);

@@ -3,6 +3,8 @@
 pub mod billable_metric;
 pub mod customer;
 pub mod organization;
+pub mod plan;
+pub mod subscription;
 pub mod tax;
 
 use chrono::{DateTime, Utc};
