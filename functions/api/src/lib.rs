@@ -16,6 +16,7 @@
 //! - Validation happens before any write, so a refused request writes nothing.
 
 mod billable_metrics;
+mod customer_usage;
 mod customers;
 mod edge;
 mod organizations;
@@ -36,6 +37,8 @@ pub use edge::Tenant;
 pub struct Deps {
     /// The billing table.
     pub store: BillingStore,
+    /// Pre-aggregated usage (current usage reads it).
+    pub usage: Option<billing_aws::usage::UsageStore>,
     /// Now.
     pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     /// A new Lago id.
@@ -47,9 +50,18 @@ impl Deps {
     pub fn new(store: BillingStore) -> Self {
         Self {
             store,
+            usage: None,
             clock: Arc::new(Utc::now),
             ids: Arc::new(|| uuid::Uuid::new_v4().to_string()),
         }
+    }
+}
+
+impl Deps {
+    /// Adds the usage table, which current usage reads.
+    pub fn with_usage(mut self, usage: billing_aws::usage::UsageStore) -> Self {
+        self.usage = Some(usage);
+        self
     }
 }
 
@@ -67,6 +79,10 @@ pub fn router(deps: Deps) -> Router {
                 .delete(billable_metrics::destroy),
         )
         .route("/customers", get(customers::list).post(customers::upsert))
+        .route(
+            "/customers/{external_customer_id}/current_usage",
+            get(customer_usage::current_usage),
+        )
         .route(
             "/customers/{external_id}",
             get(customers::show).delete(customers::destroy),

@@ -1,6 +1,6 @@
-//! The API Lambda: wires configuration, the SDK client and the router, then serves.
+//! The API Lambda: wires configuration, the SDK clients and the router, then serves.
 
-use billing_aws::{BillingStore, config};
+use billing_aws::{BillingStore, config, usage::UsageStore};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -8,5 +8,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = config::Config::from_env()?;
     let sdk = config::sdk_config().await;
     let store = BillingStore::new(&sdk, config.billing_table);
-    lambda_http::run(api::router(api::Deps::new(store))).await
+    let usage = UsageStore::new(&sdk, config::required("USAGE_TABLE")?);
+    lambda_http::run(api::router(api::Deps::new(store).with_usage(usage))).await
 }

@@ -34,6 +34,8 @@ pub struct QueueSpec {
     pub dlq_logical_id: &'static str,
     /// The environment variable that carries the queue URL to functions.
     pub env_var: &'static str,
+    /// The environment variable that carries the dead-letter queue URL (tools and tests).
+    pub dlq_env_var: &'static str,
     /// Suffix of the physical name (`<prefix>-<suffix>`; the DLQ adds `-dlq`).
     pub name_suffix: &'static str,
     /// How long a received message stays invisible, in seconds (at least the consumer's timeout).
@@ -42,6 +44,22 @@ pub struct QueueSpec {
     pub max_receive_count: u32,
     /// How long the dead-letter queue keeps a message, in seconds (14 days, the SQS maximum).
     pub dlq_retention_s: u32,
+    /// A FIFO queue (names end in `.fifo`; messages are ordered per group).
+    pub fifo: bool,
+}
+
+impl QueueSpec {
+    /// The physical queue name under `prefix`.
+    pub fn name(&self, prefix: &str) -> String {
+        let fifo = if self.fifo { ".fifo" } else { "" };
+        format!("{prefix}-{}{fifo}", self.name_suffix)
+    }
+
+    /// The physical dead-letter queue name under `prefix`.
+    pub fn dlq_name(&self, prefix: &str) -> String {
+        let fifo = if self.fifo { ".fifo" } else { "" };
+        format!("{prefix}-{}-dlq{fifo}", self.name_suffix)
+    }
 }
 
 /// The EventBridge bus that carries domain events.
@@ -67,11 +85,25 @@ pub const BILLING_TABLE: TableSpec = TableSpec {
     ttl_attribute: "expires_at",
 };
 
-/// Usage events, keyed by their identity so that storing one is the deduplicating write.
+/// Usage events, keyed by their identity (`pk = EVT#<org>#<transaction_id>`,
+/// `sk = <external_subscription_id>`) so that storing one is the deduplicating write. The
+/// sparse index `unsent` holds only events whose hand-off to the queue failed, for the sweep.
 pub const EVENTS_TABLE: TableSpec = TableSpec {
     logical_id: "EventsTable",
     env_var: "EVENTS_TABLE",
     name_suffix: "events",
+    hash_key: "pk",
+    range_key: "sk",
+    indexes: &[("unsent", "unsent_pk", "unsent_sk")],
+    ttl_attribute: "expires_at",
+};
+
+/// Pre-aggregated usage: one state item per subscription, charges period, charge, filter
+/// bucket and pricing group, plus one item per distinct value of unique counts.
+pub const USAGE_TABLE: TableSpec = TableSpec {
+    logical_id: "UsageTable",
+    env_var: "USAGE_TABLE",
+    name_suffix: "usage",
     hash_key: "pk",
     range_key: "sk",
     indexes: &[],
@@ -79,17 +111,21 @@ pub const EVENTS_TABLE: TableSpec = TableSpec {
 };
 
 /// Every table of the stack.
-pub const TABLES: [TableSpec; 2] = [BILLING_TABLE, EVENTS_TABLE];
+pub const TABLES: [TableSpec; 3] = [BILLING_TABLE, EVENTS_TABLE, USAGE_TABLE];
 
-/// Accepted usage events on their way to aggregation.
+/// Accepted usage events on their way to aggregation. FIFO, grouped by subscription: one
+/// worker at a time per subscription, in ingestion order, which is what lets each usage item
+/// remember the few messages that may still be redelivered to it.
 pub const EVENTS_QUEUE: QueueSpec = QueueSpec {
     logical_id: "EventsQueue",
     dlq_logical_id: "EventsDeadLetterQueue",
     env_var: "EVENTS_QUEUE_URL",
+    dlq_env_var: "EVENTS_DLQ_URL",
     name_suffix: "events",
     visibility_timeout_s: 60,
     max_receive_count: 5,
     dlq_retention_s: 1_209_600,
+    fifo: true,
 };
 
 /// Every queue of the stack.

@@ -17,9 +17,14 @@
 //!   read followed by a write.
 
 pub mod config;
+pub mod context;
 pub mod dynamo;
+pub mod events;
 pub mod infra;
+pub mod messages;
 pub mod provision;
+pub mod queue;
 pub mod telemetry;
+pub mod usage;
 
 pub use dynamo::{BillingStore, StoreError};

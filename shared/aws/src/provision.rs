@@ -61,9 +61,15 @@ pub async fn provision(
     }
 
     for spec in QUEUES {
-        let dlq_name = format!("{prefix}-{}-dlq", spec.name_suffix);
-        let dlq_url = sqs
-            .create_queue()
+        let dlq_name = spec.dlq_name(prefix);
+        let fifo_attributes = |request: aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder| {
+            if spec.fifo {
+                request.attributes(QueueAttributeName::FifoQueue, "true")
+            } else {
+                request
+            }
+        };
+        let dlq_url = fifo_attributes(sqs.create_queue())
             .queue_name(&dlq_name)
             .attributes(
                 QueueAttributeName::MessageRetentionPeriod,
@@ -74,9 +80,10 @@ pub async fn provision(
             .map_err(|e| failed(&dlq_name, aws_sdk_sqs::error::DisplayErrorContext(e)))?
             .queue_url
             .unwrap_or_default();
+        let dlq_url_for_arn = dlq_url.clone();
         let dlq_arn = sqs
             .get_queue_attributes()
-            .queue_url(&dlq_url)
+            .queue_url(&dlq_url_for_arn)
             .attribute_names(QueueAttributeName::QueueArn)
             .send()
             .await
@@ -84,13 +91,12 @@ pub async fn provision(
             .attributes
             .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
             .unwrap_or_default();
-        let name = format!("{prefix}-{}", spec.name_suffix);
+        let name = spec.name(prefix);
         let redrive = format!(
             r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{}"}}"#,
             spec.max_receive_count
         );
-        let url = sqs
-            .create_queue()
+        let url = fifo_attributes(sqs.create_queue())
             .queue_name(&name)
             .attributes(
                 QueueAttributeName::VisibilityTimeout,
@@ -103,6 +109,7 @@ pub async fn provision(
             .queue_url
             .unwrap_or_default();
         out.env.push((spec.env_var, url));
+        out.env.push((spec.dlq_env_var, dlq_url));
     }
 
     let bus_name = format!("{prefix}-{}", BUS.name_suffix);

@@ -43,3 +43,4 @@ pub mod invoice_totals;
 pub mod money;
 pub mod period;
 pub mod subscription_fee;
+pub mod usage;

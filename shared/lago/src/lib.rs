@@ -15,6 +15,7 @@
 //! - Handlers never build a response by hand: success is [`http::ok`], failure [`ApiError`].
 
 pub mod dto;
+pub mod edge;
 pub mod error;
 pub mod http;
 

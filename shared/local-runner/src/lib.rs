@@ -13,13 +13,23 @@
 //! - Local-only routes (`/health`, later `/_local/*`) are mounted here and never in a function.
 
 pub mod organization;
+pub mod worker;
 
-use axum::{Json, Router, routing::get};
+use axum::{Json, Router, extract::Request, routing::get};
 use serde_json::json;
+use tower::ServiceExt;
 
-/// The HTTP surface of the local stack.
-pub fn app(deps: api::Deps) -> Router {
+/// The HTTP surface of the local stack: `/api/v1/events*` goes to the ingest function and
+/// everything else to the API function, as API Gateway routes them.
+pub fn app(api: api::Deps, ingest: ingest::Deps) -> Router {
+    let api = api::router(api);
+    let ingest = ingest::router(ingest);
     Router::new()
         .route("/health", get(|| async { Json(json!({"status": "ok"})) }))
-        .merge(api::router(deps))
+        .fallback(move |request: Request| {
+            let path = request.uri().path();
+            let to_ingest = path == "/api/v1/events" || path.starts_with("/api/v1/events/");
+            let target = if to_ingest { ingest.clone() } else { api.clone() };
+            async move { target.oneshot(request).await }
+        })
 }

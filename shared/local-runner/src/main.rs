@@ -1,9 +1,14 @@
 //! `local-runner serve` runs the stack; `local-runner create-organization --name N` prints a
 //! new organization's API key (against `BILLING_TABLE` if set, else the local stack's table).
 
+use std::time::Duration;
+
 use anyhow::{Context, bail};
-use billing_aws::{BillingStore, config, infra, provision};
-use local_runner::organization;
+use billing_aws::{
+    BillingStore, config, events::EventStore, infra, provision, queue::EventQueue,
+    usage::UsageStore,
+};
+use local_runner::{organization, worker::QueuePoller};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -41,15 +46,31 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> {
     billing_aws::telemetry::init();
     let stack = provision::provision(sdk, prefix).await?;
-    let table = stack
-        .get(infra::BILLING_TABLE.env_var)
-        .context("billing table not provisioned")?;
-    let store = BillingStore::new(sdk, table);
+    let var = |spec: &'static str| -> anyhow::Result<String> {
+        Ok(stack
+            .get(spec)
+            .with_context(|| format!("{spec} not provisioned"))?
+            .to_owned())
+    };
+    let store = BillingStore::new(sdk, var(infra::BILLING_TABLE.env_var)?);
+    let events = EventStore::new(sdk, var(infra::EVENTS_TABLE.env_var)?);
+    let usage = UsageStore::new(sdk, var(infra::USAGE_TABLE.env_var)?);
+    let queue_url = var(infra::EVENTS_QUEUE.env_var)?;
+    let queue = EventQueue::new(sdk, queue_url.clone());
     let (key, fresh) = match std::env::var("LAGO_API_KEY").ok().filter(|k| !k.is_empty()) {
         Some(key) => (key, false),
         None => (organization::new_api_key(), true),
     };
     let org = organization::ensure(&store, "Local", &key).await?;
+
+    let ingest_deps = ingest::Deps::new(store.clone(), events, queue);
+    let aggregate_deps = aggregate::Deps {
+        billing: store.clone(),
+        usage: usage.clone(),
+    };
+    let api_deps = api::Deps::new(store).with_usage(usage);
+    let app = local_runner::app(api_deps, ingest_deps.clone());
+
     let addr = std::env::var("LOCAL_HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
@@ -60,10 +81,48 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
     } else {
         println!("API key:       from LAGO_API_KEY");
     }
-    axum::serve(listener, local_runner::app(api::Deps::new(store)))
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let poller = QueuePoller::new(
+        aws_sdk_sqs::Client::new(sdk),
+        queue_url,
+        Duration::from_secs(2),
+        Duration::from_secs(1),
+    );
+    let mut stop = stop_rx.clone();
+    let aggregating = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                r = poller.poll_once(|e| aggregate::handler(&aggregate_deps, e)) => {
+                    if let Err(e) = r {
+                        tracing::error!(error.cause_chain = ?e, "events queue poll failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        }
+    });
+    let mut stop = stop_rx.clone();
+    let sweeping = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                _ = every.tick() => {
+                    if let Err(e) = ingest::sweep::sweep(&ingest_deps).await {
+                        tracing::error!(error.cause_chain = %e, "sweep failed");
+                    }
+                }
+            }
+        }
+    });
+    axum::serve(listener, app)
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    let _ = stop_tx.send(true);
+    let _ = tokio::join!(aggregating, sweeping);
     Ok(())
 }

@@ -152,3 +152,38 @@ impl ChargeUsage {
         Ok(out)
     }
 }
+
+impl ChargeUsage {
+    /// Every bucket and group that saw an event, with its state.
+    pub fn states(&self) -> impl Iterator<Item = (Bucket, &GroupKey, &AggregationState)> {
+        self.states.iter().map(|((b, g), s)| (*b, g, s))
+    }
+
+    /// The aggregator every bucket uses.
+    pub fn aggregator(&self) -> &Aggregator {
+        &self.aggregator
+    }
+
+    /// Merges a stored state into one bucket and group.
+    pub fn merge_state(
+        &mut self,
+        bucket: Bucket,
+        group: GroupKey,
+        state: &AggregationState,
+    ) -> Result<(), AggregationError> {
+        match self.states.get_mut(&(bucket, group.clone())) {
+            Some(mine) => mine.merge(state),
+            None => {
+                self.states.insert((bucket, group), state.clone());
+                Ok(())
+            }
+        }
+    }
+}
+
+impl GroupKey {
+    /// A group from its values (one per pricing group key; `None` is Lago's nil group).
+    pub fn from_values(values: Vec<Option<String>>) -> Self {
+        Self(values)
+    }
+}

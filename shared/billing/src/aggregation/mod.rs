@@ -14,6 +14,7 @@
 pub mod charge_usage;
 pub mod filters;
 pub mod prorated;
+pub mod snapshot;
 pub mod states;
 
 use chrono::{DateTime, Utc};

@@ -17,6 +17,11 @@ pub struct CountState {
 }
 
 impl CountState {
+    /// A state from its stored parts.
+    pub fn from_parts(events_count: u64) -> Self {
+        Self { events_count }
+    }
+
     /// Counts one event.
     #[inline]
     pub fn fold(&mut self) {
@@ -47,6 +52,11 @@ pub struct SumState {
 }
 
 impl SumState {
+    /// A state from its stored parts.
+    pub fn from_parts(sum: Decimal, events_count: u64) -> Self {
+        Self { sum, events_count }
+    }
+
     /// Adds one numeric value.
     #[inline]
     pub fn fold(&mut self, value: Decimal) -> Result<(), AggregationError> {
@@ -88,6 +98,16 @@ pub struct MaxState {
 }
 
 impl MaxState {
+    /// A state from its stored parts.
+    pub fn from_parts(max: Option<Decimal>, events_count: u64) -> Self {
+        Self { max, events_count }
+    }
+
+    /// The largest value, if any.
+    pub fn max_value(&self) -> Option<Decimal> {
+        self.max
+    }
+
     /// Considers one numeric value.
     #[inline]
     pub fn fold(&mut self, value: Decimal) {
@@ -128,6 +148,19 @@ pub struct LatestState {
 }
 
 impl LatestState {
+    /// A state from its stored parts.
+    pub fn from_parts(latest: Option<(EventKey, Decimal)>, events_count: u64) -> Self {
+        Self {
+            latest,
+            events_count,
+        }
+    }
+
+    /// The latest event's key and value, if any.
+    pub fn latest_entry(&self) -> Option<(EventKey, Decimal)> {
+        self.latest
+    }
+
     /// Considers one numeric value at its position in time.
     #[inline]
     pub fn fold(&mut self, key: EventKey, value: Decimal) {
@@ -174,6 +207,24 @@ pub struct UniqueCountState {
 }
 
 impl UniqueCountState {
+    /// A state from its stored parts: each value's last operation.
+    pub fn from_parts(
+        values: impl IntoIterator<Item = (String, EventKey, Operation)>,
+        events_count: u64,
+    ) -> Self {
+        Self {
+            last_operation: values.into_iter().map(|(v, k, op)| (v, (k, op))).collect(),
+            events_count,
+        }
+    }
+
+    /// Each value with the key and kind of its last operation.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, EventKey, Operation)> {
+        self.last_operation
+            .iter()
+            .map(|(v, (k, op))| (v.as_str(), *k, *op))
+    }
+
     /// Records an operation on a value.
     pub fn fold(&mut self, key: EventKey, value: &str, operation: Operation) {
         self.keep_later(key, value, operation);
@@ -232,6 +283,31 @@ pub struct WeightedSumState {
 }
 
 impl WeightedSumState {
+    /// A state from its stored parts.
+    pub fn from_parts(
+        period_end: DateTime<Utc>,
+        area: Decimal,
+        variation: Decimal,
+        events_count: u64,
+    ) -> Self {
+        Self {
+            period_end,
+            area,
+            variation,
+            events_count,
+        }
+    }
+
+    /// The (second-rounded) period end the areas are measured to.
+    pub fn period_end(&self) -> DateTime<Utc> {
+        self.period_end
+    }
+
+    /// `Σ delta × seconds held`.
+    pub fn area(&self) -> Decimal {
+        self.area
+    }
+
     /// A state for a period ending at `to_datetime` (rounded up to the next whole second, as
     /// Lago's virtual final row is).
     pub fn new(to_datetime: DateTime<Utc>) -> Self {

@@ -4,6 +4,7 @@
 //! Lago's `validation_errors` envelope without deciding anything itself.
 
 pub mod customer;
+pub mod event;
 pub mod metric;
 pub mod organization;
 pub mod plan;

@@ -2,6 +2,7 @@
 
 pub mod billable_metric;
 pub mod customer;
+pub mod event;
 pub mod organization;
 pub mod plan;
 pub mod subscription;

@@ -1,0 +1,126 @@
+//! The local stand-in for Lambda's SQS event source mapping: receives up to ten messages,
+//! hands them to the worker handler as a real `SqsEvent` (attributes included), deletes the
+//! ones the handler did not report as failed, and leaves the failed ones to come back after a
+//! retry delay, until the queue's redrive policy moves them to the dead-letter queue.
+
+use std::{collections::HashMap, time::Duration};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_sdk_sqs::{
+    Client,
+    types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName},
+};
+
+/// What one poll did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PollReport {
+    /// Messages received.
+    pub received: usize,
+    /// Messages the handler reported as failed.
+    pub failed: usize,
+}
+
+/// Polls one queue for one handler.
+#[derive(Debug, Clone)]
+pub struct QueuePoller {
+    client: Client,
+    url: String,
+    /// How long a failed message stays invisible before it is redelivered.
+    retry_delay: Duration,
+    /// How long a receive waits for messages (long polling).
+    wait: Duration,
+}
+
+impl QueuePoller {
+    /// A poller of the queue at `url`.
+    pub fn new(client: Client, url: impl Into<String>, retry_delay: Duration, wait: Duration) -> Self {
+        Self {
+            client,
+            url: url.into(),
+            retry_delay,
+            wait,
+        }
+    }
+
+    /// Receives one batch and runs `handler` on it, as Lambda would.
+    pub async fn poll_once<F, Fut>(&self, handler: F) -> anyhow::Result<PollReport>
+    where
+        F: FnOnce(SqsEvent) -> Fut,
+        Fut: std::future::Future<Output = SqsBatchResponse>,
+    {
+        let received = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(i32::try_from(self.wait.as_secs()).unwrap_or(0))
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await?;
+        let messages = received.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return Ok(PollReport::default());
+        }
+        let mut receipts: HashMap<String, String> = HashMap::new();
+        let mut event = SqsEvent::default();
+        for m in &messages {
+            let mut record = SqsMessage::default();
+            record.message_id = m.message_id.clone();
+            record.receipt_handle = m.receipt_handle.clone();
+            record.body = m.body.clone();
+            record.md5_of_body = m.md5_of_body.clone();
+            record.event_source = Some("aws:sqs".into());
+            record.attributes = m
+                .attributes
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+                .collect();
+            if let (Some(id), Some(r)) = (&m.message_id, &m.receipt_handle) {
+                receipts.insert(id.clone(), r.clone());
+            }
+            event.records.push(record);
+        }
+        let response = handler(event).await;
+        let failed: Vec<&str> = response
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.as_str())
+            .collect();
+        let mut deletes = Vec::new();
+        for (id, receipt) in &receipts {
+            if failed.contains(&id.as_str()) {
+                self.client
+                    .change_message_visibility()
+                    .queue_url(&self.url)
+                    .receipt_handle(receipt)
+                    .visibility_timeout(i32::try_from(self.retry_delay.as_secs()).unwrap_or(0))
+                    .send()
+                    .await?;
+            } else {
+                deletes.push(
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(deletes.len().to_string())
+                        .receipt_handle(receipt)
+                        .build()?,
+                );
+            }
+        }
+        if !deletes.is_empty() {
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(deletes))
+                .send()
+                .await?;
+            if !out.failed.is_empty() {
+                anyhow::bail!("{} message(s) could not be deleted", out.failed.len());
+            }
+        }
+        Ok(PollReport {
+            received: messages.len(),
+            failed: failed.len(),
+        })
+    }
+}
