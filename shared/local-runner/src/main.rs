@@ -69,7 +69,16 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
         usage: usage.clone(),
     };
     let api_deps = api::Deps::new(store).with_usage(usage);
-    let app = local_runner::app(api_deps, ingest_deps.clone());
+    let drainer = local_runner::worker::Drainer::new(
+        QueuePoller::new(
+            aws_sdk_sqs::Client::new(sdk),
+            queue_url.clone(),
+            Duration::ZERO,
+            Duration::from_secs(1),
+        ),
+        aggregate_deps.clone(),
+    );
+    let app = local_runner::app(api_deps, ingest_deps.clone(), drainer);
 
     let addr = std::env::var("LOCAL_HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let listener = tokio::net::TcpListener::bind(&addr)
