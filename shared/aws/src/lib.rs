@@ -16,6 +16,7 @@
 //! - Uniqueness (codes, external ids, API keys) is enforced by conditional writes, never by a
 //!   read followed by a write.
 
+pub mod bus;
 pub mod config;
 pub mod context;
 pub mod dynamo;
