@@ -786,3 +786,63 @@ async fn organizations_never_see_each_others_plans() {
         "monthly"
     );
 }
+
+#[tokio::test]
+async fn charge_billing_options_are_kept_when_the_metric_allows_them() {
+    // Given a recurring sum metric (prorating needs a recurring metric, SEMANTICS §3)
+    let api = Api::start_at(NOW).await;
+    let seats = api
+        .create(
+            "billable_metrics",
+            "billable_metric",
+            json!({"name": "Seats", "code": "seats", "aggregation_type": "sum_agg",
+                   "field_name": "value", "recurring": true}),
+        )
+        .await;
+    let id = seats["lago_id"].as_str().unwrap();
+    // When charges are paid in advance outside invoices, regrouped, or prorated
+    let plan = api
+        .post(
+            "/api/v1/plans",
+            plan_body(
+                "options",
+                json!([
+                    {"billable_metric_id": id, "charge_model": "standard", "pay_in_advance": true,
+                     "invoiceable": false, "regroup_paid_fees": "invoice",
+                     "properties": {"amount": "3"}},
+                    {"billable_metric_id": id, "charge_model": "graduated", "prorated": true,
+                     "properties": {"graduated_ranges": [
+                         {"from_value": 0, "to_value": null, "per_unit_amount": "1", "flat_amount": "0"}]}},
+                ]),
+            ),
+        )
+        .await
+        .ok("plan")
+        .clone();
+    // Then the options are answered as sent
+    let c = &plan["charges"];
+    assert_eq!(
+        (
+            &c[0]["pay_in_advance"],
+            &c[0]["invoiceable"],
+            &c[0]["regroup_paid_fees"]
+        ),
+        (&json!(true), &json!(false), &json!("invoice"))
+    );
+    assert_eq!(c[1]["prorated"], true);
+    // And regrouping is refused where fees are invoiced anyway
+    api.post(
+        "/api/v1/plans",
+        plan_body(
+            "regroup_in_arrears",
+            json!([{"billable_metric_id": id, "charge_model": "standard",
+                    "regroup_paid_fees": "invoice"}]),
+        ),
+    )
+    .await
+    .assert_error(
+        422,
+        unprocessable(json!({"regroup_paid_fees": ["value_is_invalid"]})),
+        "regroup in arrears",
+    );
+}

@@ -124,11 +124,9 @@ impl Api {
         let (org_id, key) = create_organization(&store, "Acme").await;
         let clock = Arc::new(Mutex::new(at(now)));
         let reader = clock.clone();
-        let deps = api::Deps {
-            store: store.clone(),
-            clock: Arc::new(move || *reader.lock().expect("clock")),
-            ids: Arc::new(|| uuid::Uuid::new_v4().to_string()),
-        };
+        // Production dependencies, with the test's clock.
+        let mut deps = api::Deps::new(store.clone());
+        deps.clock = Arc::new(move || *reader.lock().expect("clock"));
         Api {
             router: api::router(deps),
             store,
@@ -136,6 +134,11 @@ impl Api {
             key,
             org_id,
         }
+    }
+
+    /// The store under the API, to check what other components will read.
+    pub fn store(&self) -> &BillingStore {
+        &self.store
     }
 
     /// Moves the clock.
