@@ -77,7 +77,8 @@ start_emulator() {
 }
 
 rust_tests() {
-  local report="$target_dir/nextest/ci/junit.xml"
+  # nextest's store is target/nextest under the workspace root, whatever CARGO_TARGET_DIR says.
+  local report="$root/target/nextest/ci/junit.xml"
   # A report left by an earlier run must not stand in for this one.
   rm -f "$report"
   local status=0
@@ -93,7 +94,10 @@ start_runner() {
     echo "something already listens on $runner_addr; stop it so the tests reach this build" >&2
     return 1
   fi
-  cargo build -p local-runner || return 1
+  # The same package and target selection as the test build (every member, with dev-deps),
+  # so cargo unifies features alike and only links the binaries: `cargo build -p local-runner`
+  # would resolve features differently and compile the AWS SDKs a second time.
+  cargo build --workspace --bins --tests || return 1
   mkdir -p "$(dirname "$runner_log")"
   LOCAL_HTTP_ADDR="$runner_addr" "$runner_bin" serve </dev/null >"$runner_log" 2>&1 &
   runner_pid=$!
