@@ -280,7 +280,9 @@ pub struct CustomerItem {
     sync: Option<bool>,
     sync_with_provider: Option<bool>,
     provider_payment_methods: Option<Vec<String>>,
-    tax_codes: Vec<String>,
+    /// Lago ids of the applied taxes.
+    #[serde(default)]
+    tax_ids: Vec<String>,
     metadata: Vec<(String, String, bool)>,
     skip_invoice_custom_sections: bool,
     billing_entity_code: Option<String>,
@@ -361,7 +363,7 @@ impl Kind for Customer {
             sync: p.sync,
             sync_with_provider: p.sync_with_provider,
             provider_payment_methods: p.provider_payment_methods.clone(),
-            tax_codes: self.tax_codes().to_vec(),
+            tax_ids: self.tax_ids().to_vec(),
             metadata: self
                 .metadata()
                 .iter()
@@ -398,7 +400,7 @@ impl Kind for Customer {
                 document_locale: set(item.document_locale),
                 invoice_issuing_date_anchor: set(item.invoice_issuing_date_anchor),
                 invoice_issuing_date_adjustment: set(item.invoice_issuing_date_adjustment),
-                tax_codes: Some(item.tax_codes),
+                tax_ids: Some(item.tax_ids),
                 metadata: Some(
                     item.metadata
                         .into_iter()

@@ -270,6 +270,14 @@ impl BillingStore {
                 Err(e) => Err(e.into()),
             };
         }
+        // A rename onto a taken key is refused by the transaction below; checking first spares
+        // the cancelled transaction (billed on DynamoDB, and in the emulator a cancellation
+        // restores a copy of the whole table, erasing writes made meanwhile).
+        match self.get::<T>(org_id, record.value.key()).await {
+            Ok(_) => return Err(StoreError::AlreadyExists),
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
         let delete = Delete::builder()
             .table_name(&self.table)
             .key("pk", s(org_pk(org_id)))

@@ -154,15 +154,20 @@ pub struct CustomerPatch {
     pub invoice_issuing_date_anchor: Patch<String>,
     /// `align_with_finalization_date` or `keep_anchor`.
     pub invoice_issuing_date_adjustment: Patch<String>,
-    /// Codes of the taxes applied to the customer (replaces the list).
-    pub tax_codes: Option<Vec<String>>,
+    /// Lago ids of the taxes applied to the customer (replaces the list). Taxes are applied
+    /// by identity, as lago-api's `applied_taxes` do, so renaming a tax keeps it applied and a
+    /// new tax reusing a deleted one's code is not applied by accident.
+    pub tax_ids: Option<Vec<String>>,
     /// Metadata pairs (replaces the list).
-    pub metadata: Option<Vec<(Option<String>, Option<String>, Option<bool>)>>,
+    pub metadata: Option<Vec<MetadataEntry>>,
     /// Whether invoice custom sections are skipped.
     pub skip_invoice_custom_sections: Option<bool>,
     /// The billing entity the customer belongs to.
     pub billing_entity_code: Patch<String>,
 }
+
+/// One metadata pair as sent: key, value, `display_in_invoice` (each checked by [`Customer::apply`]).
+pub type MetadataEntry = (Option<String>, Option<String>, Option<bool>);
 
 /// Partial update of the free-text profile: `Some(v)` sets (`v = None` clears), `None` keeps.
 #[derive(Debug, Clone, Default)]
@@ -243,7 +248,7 @@ pub struct Customer {
     document_locale: Option<String>,
     invoice_issuing_date_anchor: Option<String>,
     invoice_issuing_date_adjustment: Option<String>,
-    tax_codes: Vec<String>,
+    tax_ids: Vec<String>,
     metadata: Vec<CustomerMetadata>,
     skip_invoice_custom_sections: bool,
     billing_entity_code: Option<String>,
@@ -275,7 +280,7 @@ impl Customer {
             document_locale: None,
             invoice_issuing_date_anchor: None,
             invoice_issuing_date_adjustment: None,
-            tax_codes: Vec::new(),
+            tax_ids: Vec::new(),
             metadata: Vec::new(),
             skip_invoice_custom_sections: false,
             billing_entity_code: None,
@@ -464,14 +469,14 @@ impl Customer {
             ),
             a => next.invoice_issuing_date_adjustment = a,
         }
-        if let Some(codes) = patch.tax_codes {
-            let mut unique = Vec::with_capacity(codes.len());
-            for code in codes {
-                if !unique.contains(&code) {
-                    unique.push(code);
+        if let Some(ids) = patch.tax_ids {
+            let mut unique = Vec::with_capacity(ids.len());
+            for id in ids {
+                if !unique.contains(&id) {
+                    unique.push(id);
                 }
             }
-            next.tax_codes = unique;
+            next.tax_ids = unique;
         }
         if let Some(items) = patch.metadata {
             let mut metadata = Vec::with_capacity(items.len());
@@ -559,9 +564,9 @@ impl Customer {
     pub fn invoice_issuing_date_adjustment(&self) -> Option<&str> {
         self.invoice_issuing_date_adjustment.as_deref()
     }
-    /// Codes of the taxes applied to the customer.
-    pub fn tax_codes(&self) -> &[String] {
-        &self.tax_codes
+    /// Lago ids of the taxes applied to the customer, in the order they were given.
+    pub fn tax_ids(&self) -> &[String] {
+        &self.tax_ids
     }
     /// Metadata pairs.
     pub fn metadata(&self) -> &[CustomerMetadata] {

@@ -273,6 +273,8 @@ impl BillableMetric {
                 values: unique,
             });
         }
+        // lago-api returns a metric's filters ordered by key (`has_many :filters, -> { order(:key) }`).
+        filters.sort_by(|a, b| a.key.cmp(&b.key));
 
         errors.into_result()?;
         let Some(aggregation_type) = aggregation_type else {
@@ -362,7 +364,7 @@ impl BillableMetric {
     pub fn expression(&self) -> Option<&str> {
         self.expression.as_deref()
     }
-    /// Filter keys and their allowed values.
+    /// Filter keys, ordered by key, and their allowed values in the order given.
     pub fn filters(&self) -> &[MetricFilter] {
         &self.filters
     }
@@ -511,5 +513,24 @@ mod tests {
             m.map(|m| m.filters()[0].values().to_vec()),
             Ok(vec!["eu".to_string(), "us".to_string()])
         );
+    }
+
+    #[test]
+    fn filters_are_ordered_by_key_as_lago_returns_them() {
+        // Given filters sent in no particular key order
+        let mut i = input("sum_agg");
+        i.filters = Some(vec![
+            ("region".into(), vec!["us".into(), "eu".into()]),
+            ("cloud".into(), vec!["aws".into()]),
+        ]);
+        // When the metric is validated
+        let keys = BillableMetric::new(i).map(|m| {
+            m.filters()
+                .iter()
+                .map(|f| f.key().to_owned())
+                .collect::<Vec<_>>()
+        });
+        // Then its filters are ordered by key, each keeping its values' order
+        assert_eq!(keys, Ok(vec!["cloud".to_string(), "region".to_string()]));
     }
 }

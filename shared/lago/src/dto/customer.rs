@@ -134,8 +134,9 @@ pub struct CustomerInputDto {
 }
 
 impl CustomerInputDto {
-    /// The domain patch of this upsert.
-    pub fn into_patch(self) -> CustomerPatch {
+    /// The domain patch of this upsert, with `tax_codes` already resolved by the caller to
+    /// the Lago ids of those taxes (`None` when no `tax_codes` were sent).
+    pub fn into_patch(self, tax_ids: Option<Vec<String>>) -> CustomerPatch {
         let mut text = Vec::new();
         let mut push = |field: ProfileField, value: Field<String>| {
             if let Some(v) = value {
@@ -221,7 +222,7 @@ impl CustomerInputDto {
             invoice_issuing_date_adjustment: patch(
                 billing.subscription_invoice_issuing_date_adjustment,
             ),
-            tax_codes: self.tax_codes,
+            tax_ids,
             metadata: self.metadata.map(|items| {
                 items
                     .into_iter()
@@ -429,7 +430,9 @@ impl CustomerDto {
                     key: m.key.clone(),
                     value: m.value.clone(),
                     display_in_invoice: m.display_in_invoice,
-                    created_at: timestamp(r.updated_at),
+                    // Stable across upserts that leave the metadata alone (entries carry no
+                    // timestamp of their own): the customer's creation.
+                    created_at: timestamp(r.created_at),
                 })
                 .collect(),
             integration_customers: Vec::new(),
