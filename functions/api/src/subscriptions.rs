@@ -751,10 +751,11 @@ pub(crate) async fn end_plan_subscriptions(
             .map_err(|e| store_error(RESOURCE, e))?;
         let mut changed: HashMap<String, Record<Subscription>> = HashMap::new();
         for record in &family.subscriptions {
-            if !plans::runs_on(&record.value, code) {
+            // Ending one subscription may already have ended another (a scheduled successor).
+            let current = changed.get(&record.lago_id).unwrap_or(record).clone();
+            if !plans::runs_on(&current.value, code) {
                 continue;
             }
-            let current = changed.get(&record.lago_id).unwrap_or(record).clone();
             for w in end(&family, &current, &TerminationParams::default(), now)? {
                 changed.insert(w.lago_id.clone(), w);
             }

@@ -13,6 +13,7 @@ use billing::{
     },
     charge_model::ChargeModel,
 };
+use billing_aws::{StoreError, dynamo::subscriptions::SubscriptionWrite};
 use plans_support::{Api, not_found, unprocessable};
 use rust_decimal::Decimal;
 use serde_json::{Value, json};
@@ -1035,4 +1036,87 @@ async fn organizations_never_see_each_others_subscriptions() {
         api.get("/api/v1/subscriptions/s").await.ok("subscription")["plan"]["interval"],
         "monthly"
     );
+}
+
+#[tokio::test]
+async fn a_subscription_that_has_not_started_changes_plan_in_place() {
+    // Given a subscription starting on Apr 1
+    let api = Api::start_at(NOW).await;
+    api.customer("cus", json!({})).await;
+    api.simple_plan("basic", "monthly", 1000, "EUR").await;
+    api.simple_plan("cheap", "monthly", 100, "EUR").await;
+    let pending = subscribe(
+        &api,
+        json!({"external_customer_id": "cus", "plan_code": "basic", "external_id": "s",
+               "subscription_at": "2024-04-01T00:00:00Z"}),
+    )
+    .await;
+    // When another plan is asked for the same external id, cheaper or not
+    let moved = subscribe(
+        &api,
+        json!({"external_customer_id": "cus", "plan_code": "cheap", "external_id": "s",
+               "name": "Renamed"}),
+    )
+    .await;
+    // Then the same pending subscription now starts on the new plan
+    assert_eq!(moved["lago_id"], pending["lago_id"]);
+    assert_eq!(moved["status"], "pending");
+    assert_eq!(moved["plan_code"], "cheap");
+    assert_eq!(moved["name"], "Renamed");
+    assert_eq!(moved["subscription_at"], "2024-04-01T00:00:00Z");
+    assert_eq!(moved["previous_plan_code"], Value::Null);
+    assert_eq!(
+        api.total(
+            "/api/v1/subscriptions?status[]=pending&status[]=canceled&status[]=active",
+            "subscriptions"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_change_decided_on_a_stale_read_is_refused_and_writes_nothing() {
+    // Given a family read (no subscription yet), then a subscription created under that
+    // external id meanwhile. (On a table of its own: the emulator undoes a refused
+    // transaction by restoring a copy of the whole table, which must not race other tests.)
+    let api = Api::start_on_own_table(NOW).await;
+    api.customer("cus", json!({})).await;
+    api.simple_plan("basic", "monthly", 1000, "EUR").await;
+    let store = api.store();
+    let stale = store.subscription_family(&api.org_id, "s").await.unwrap();
+    let created = subscribe(
+        &api,
+        json!({"external_customer_id": "cus", "plan_code": "basic", "external_id": "s"}),
+    )
+    .await;
+    // When a second subscription is written on the stale read
+    let current = store.subscription_family(&api.org_id, "s").await.unwrap();
+    let mut second = current.subscriptions[0].clone();
+    let state = billing::catalog::subscription::SubscriptionState {
+        lago_id: "second".into(),
+        ..second.value.state().clone()
+    };
+    second.lago_id = "second".into();
+    second.value = Subscription::from_state(state).unwrap();
+    let write = SubscriptionWrite {
+        external_id: "s",
+        read_version: stale.version,
+        subscriptions: vec![&second],
+        plan: None,
+        customer: None,
+    };
+    // Then it is refused as a conflict, and the only subscription is the first one
+    assert!(matches!(
+        store.write_subscriptions(&api.org_id, &write).await,
+        Err(StoreError::Conflict)
+    ));
+    let after = store.subscription_family(&api.org_id, "s").await.unwrap();
+    assert_eq!(after.version, current.version);
+    let ids: Vec<&str> = after
+        .subscriptions
+        .iter()
+        .map(|r| r.lago_id.as_str())
+        .collect();
+    assert_eq!(ids, vec![created["lago_id"].as_str().unwrap()]);
 }

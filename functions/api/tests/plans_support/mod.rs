@@ -20,8 +20,21 @@ use tokio::sync::OnceCell;
 use tower::ServiceExt;
 
 static TABLE: OnceCell<String> = OnceCell::const_new();
+static OWN_TABLE: OnceCell<String> = OnceCell::const_new();
 
+/// The shared billing table of the test stack.
 async fn store() -> BillingStore {
+    stack_store(&TABLE, "").await
+}
+
+/// The billing table of a stack of its own (`<prefix>-tx`), for tests whose refused
+/// transactions must not race the others: the emulator undoes a refused transaction by
+/// restoring a copy of the whole table, losing writes made meanwhile by other requests.
+async fn own_store() -> BillingStore {
+    stack_store(&OWN_TABLE, "-tx").await
+}
+
+async fn stack_store(cell: &'static OnceCell<String>, suffix: &str) -> BillingStore {
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
         "AWS_ENDPOINT_URL is not set: these tests run against the AWS emulator. Start it with \
@@ -29,12 +42,13 @@ async fn store() -> BillingStore {
          AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test"
     );
     let sdk = billing_aws::config::sdk_config().await;
-    let table = TABLE
+    let table = cell
         .get_or_init(|| async {
             let prefix = std::env::var("RESOURCE_PREFIX")
                 .ok()
                 .filter(|p| !p.is_empty())
                 .unwrap_or_else(|| "apitest".into());
+            let prefix = format!("{prefix}{suffix}");
             let stack = provision::provision(&sdk, &prefix)
                 .await
                 .unwrap_or_else(|e| panic!("provisioning the emulator under {prefix:?}: {e}"));
@@ -120,7 +134,15 @@ async fn create_organization(store: &BillingStore, name: &str) -> (String, Strin
 impl Api {
     /// The API over the emulator as a new organization, with the clock at `now`.
     pub async fn start_at(now: &str) -> Api {
-        let store = store().await;
+        Self::start_with(store().await, now).await
+    }
+
+    /// [`Api::start_at`] on a table of its own (see `own_store`).
+    pub async fn start_on_own_table(now: &str) -> Api {
+        Self::start_with(own_store().await, now).await
+    }
+
+    async fn start_with(store: BillingStore, now: &str) -> Api {
         let (org_id, key) = create_organization(&store, "Acme").await;
         let clock = Arc::new(Mutex::new(at(now)));
         let reader = clock.clone();

@@ -356,7 +356,6 @@ impl BillingStore {
                 AttributeValue::N((change.read_version + 1).to_string()),
             ),
         ]);
-        items.push(versioned_put(self.table(), head, change.read_version + 1)?);
         for record in &change.subscriptions {
             items.push(versioned_put(
                 self.table(),
@@ -378,6 +377,10 @@ impl BillingStore {
                 customer.version.max(2),
             )?);
         }
+        // The head goes last: a reader that sees it advanced sees every other item of the
+        // change too (DynamoDB's reads are per-item; the emulator applies items in order).
+        // `subscription_family` reads the head before the subscriptions for the same reason.
+        items.push(versioned_put(self.table(), head, change.read_version + 1)?);
         let result = self
             .client()
             .transact_write_items()
