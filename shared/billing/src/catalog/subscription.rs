@@ -452,6 +452,18 @@ impl Subscription {
         }))
     }
 
+    /// Starts a pending subscription at `at`: a future start reached, or a scheduled downgrade
+    /// taking over (whose predecessor is then terminated at the same instant with
+    /// [`Subscription::terminate`]). The trial keeps running from the chain's first start.
+    pub fn activate(&self, at: DateTime<Utc>) -> Result<Self, StatusError> {
+        self.expect(SubscriptionStatus::Pending, "activated")?;
+        Ok(self.changed(|s| {
+            s.status = SubscriptionStatus::Active;
+            s.started_at = Some(at);
+            s.initial_started_at = s.initial_started_at.or(Some(at));
+        }))
+    }
+
     /// Cancels a pending subscription at `now`.
     pub fn cancel(&self, now: DateTime<Utc>) -> Result<Self, StatusError> {
         self.expect(SubscriptionStatus::Pending, "canceled")?;
@@ -826,6 +838,36 @@ mod tests {
                 "invalid_date"
             )])
         );
+    }
+
+    #[test]
+    fn a_pending_subscription_activates_once_and_keeps_the_chains_trial_start() {
+        let now = utc("2024-03-10T12:00:00Z");
+        let Ok(current) = Subscription::start(new("2024-01-15T00:00:00Z"), Tz::UTC, now) else {
+            panic!()
+        };
+        let switch = PlanSwitch {
+            lago_id: "s2".into(),
+            plan_code: "mini".into(),
+            effective_plan_code: "mini".into(),
+            name: None,
+            ending_at: None,
+        };
+        let Ok((_, pending)) = current.downgrade(switch, NaiveDate::MIN) else {
+            panic!()
+        };
+        let at = utc("2024-04-01T00:00:00Z");
+        let active = pending.activate(at);
+        assert_eq!(
+            active.as_ref().map(|s| s.status()),
+            Ok(SubscriptionStatus::Active)
+        );
+        assert_eq!(active.as_ref().map(|s| s.started_at()), Ok(Some(at)));
+        assert_eq!(
+            active.as_ref().map(|s| s.initial_started_at()),
+            Ok(current.started_at())
+        );
+        assert!(active.and_then(|s| s.activate(at)).is_err());
     }
 
     #[test]
