@@ -8,11 +8,7 @@ use axum::{
     response::Response,
 };
 use billing::{
-    aggregation::{
-        charge_usage::GroupKey,
-        filters::Bucket,
-        snapshot::{StateSnapshot, parse_bucket},
-    },
+    aggregation::{charge_usage::GroupKey, filters::Bucket},
     catalog::{
         Record,
         customer::Customer,
@@ -87,35 +83,22 @@ pub async fn current_usage(
     let mut charges_usage = Vec::new();
     let (mut amount_cents, mut taxes_amount_cents) = (0i64, 0i64);
     for (charge, spec) in &priced.charges {
-        let mut usage = spec.usage(from, to).map_err(|_| ApiError::Internal)?;
-        let recurring = spec.metric.recurring();
-        let from_ms = from.timestamp_millis();
-        for stored in states.iter().filter(|s| {
-            let period_ms = s.key.period_from.timestamp_millis();
-            s.key.charge_id == charge.lago_id()
-                && (period_ms == from_ms || (recurring && period_ms < from_ms))
-        }) {
-            let Some(bucket) = parse_bucket(&stored.key.bucket) else {
-                continue;
-            };
-            let snapshot = match &stored.snapshot {
-                StateSnapshot::UniqueCount { events_count, .. } => StateSnapshot::UniqueCount {
-                    values: usage_store
-                        .unique_values(&org.id, &external_subscription_id, &stored.key)
-                        .await
-                        .map_err(|e| store_error("subscription", e))?,
-                    events_count: *events_count,
-                },
-                other => other.clone(),
-            };
-            let state = usage
-                .aggregator()
-                .restore(&snapshot)
-                .map_err(|_| ApiError::Internal)?;
-            usage
-                .merge_state(bucket, GroupKey::from_values(stored.key.group.clone()), &state)
-                .map_err(|_| ApiError::Internal)?;
-        }
+        let usage = billing_aws::usage_pricing::charge_usage(
+            usage_store,
+            &org.id,
+            &external_subscription_id,
+            spec,
+            from,
+            to,
+            &states,
+        )
+        .await
+        .map_err(|e| match e {
+            billing_aws::usage_pricing::UsagePricingError::Store(e) => {
+                store_error("subscription", e)
+            }
+            _ => ApiError::Internal,
+        })?;
         let fees = price_charge(charge, &usage, window.charges_duration_days(), currency)
             .map_err(|e| {
                 tracing::error!(error.cause_chain = %e, charge = charge.code(), "pricing failed");

@@ -19,6 +19,7 @@ mod billable_metrics;
 mod customer_usage;
 mod customers;
 mod edge;
+mod invoices;
 mod organizations;
 mod plans;
 mod subscriptions;
@@ -26,7 +27,10 @@ mod taxes;
 
 use std::sync::Arc;
 
-use axum::{Router, middleware, routing::get};
+use axum::{
+    Router, middleware,
+    routing::{get, post, put},
+};
 use billing_aws::BillingStore;
 use chrono::{DateTime, Utc};
 
@@ -43,6 +47,8 @@ pub struct Deps {
     pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     /// A new Lago id.
     pub ids: Arc<dyn Fn() -> String + Send + Sync>,
+    /// The domain-event bus (invoice events); `None` publishes nothing.
+    pub bus: Option<billing_aws::bus::EventBus>,
 }
 
 impl Deps {
@@ -53,11 +59,18 @@ impl Deps {
             usage: None,
             clock: Arc::new(Utc::now),
             ids: Arc::new(|| uuid::Uuid::new_v4().to_string()),
+            bus: None,
         }
     }
 }
 
 impl Deps {
+    /// Adds the event bus, where invoice changes are published.
+    pub fn with_bus(mut self, bus: billing_aws::bus::EventBus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
     /// Adds the usage table, which current usage reads.
     pub fn with_usage(mut self, usage: billing_aws::usage::UsageStore) -> Self {
         self.usage = Some(usage);
@@ -83,6 +96,21 @@ pub fn router(deps: Deps) -> Router {
             "/customers/{external_customer_id}/current_usage",
             get(customer_usage::current_usage),
         )
+        .route(
+            "/customers/{external_customer_id}/past_usage",
+            get(invoices::past_usage),
+        )
+        .route(
+            "/customers/{external_customer_id}/invoices",
+            get(invoices::list_for_customer),
+        )
+        .route("/invoices", get(invoices::list))
+        .route("/invoices/{lago_id}", get(invoices::show).put(invoices::update))
+        .route("/invoices/{lago_id}/refresh", put(invoices::refresh))
+        .route("/invoices/{lago_id}/finalize", put(invoices::finalize))
+        .route("/invoices/{lago_id}/void", post(invoices::void))
+        .route("/fees", get(invoices::list_fees))
+        .route("/fees/{lago_id}", get(invoices::show_fee))
         .route(
             "/customers/{external_id}",
             get(customers::show).delete(customers::destroy),

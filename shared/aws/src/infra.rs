@@ -128,8 +128,25 @@ pub const EVENTS_QUEUE: QueueSpec = QueueSpec {
     fifo: true,
 };
 
+/// Units of billing work (one external subscription id at one instant), from the billing
+/// clock to the invoice worker. FIFO: the deduplication id `(subscription, billing instant)`
+/// drops a second clock run for the same instant, and one message group per subscription
+/// keeps two workers off the same subscription (the invoice claims, not the queue, guarantee
+/// one invoice per period). The visibility timeout is six times the worker's 60 s timeout.
+pub const BILLING_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "BillingQueue",
+    dlq_logical_id: "BillingDeadLetterQueue",
+    env_var: "BILLING_QUEUE_URL",
+    dlq_env_var: "BILLING_DLQ_URL",
+    name_suffix: "billing",
+    visibility_timeout_s: 360,
+    max_receive_count: 5,
+    dlq_retention_s: 1_209_600,
+    fifo: true,
+};
+
 /// Every queue of the stack.
-pub const QUEUES: [QueueSpec; 1] = [EVENTS_QUEUE];
+pub const QUEUES: [QueueSpec; 2] = [EVENTS_QUEUE, BILLING_QUEUE];
 
 /// The domain-event bus.
 pub const BUS: BusSpec = BusSpec {

@@ -7,7 +7,10 @@
 //! - [`config`]: typed configuration from the environment, loaded once.
 //! - [`infra`]: the tables, queues and bus, one source of truth shared with `template.yaml`.
 //! - [`provision`]: creates those resources in an emulator (the local stack and the tests).
-//! - [`dynamo`]: the billing table: organizations and API keys, metrics, customers, taxes.
+//! - [`dynamo`]: the billing table: organizations and API keys, metrics, customers, taxes,
+//!   plans, subscriptions, invoices and the billing schedule (the clock's due index).
+//! - [`billing_queue`]: the FIFO queue from the billing clock to the invoice worker.
+//! - [`usage_pricing`]: a charge's usage over a window, restored from the usage states.
 //!
 //! ## Architecture Invariants
 //! - SDK types never cross the crate boundary: callers see domain types and [`StoreError`].
@@ -16,6 +19,7 @@
 //! - Uniqueness (codes, external ids, API keys) is enforced by conditional writes, never by a
 //!   read followed by a write.
 
+pub mod billing_queue;
 pub mod bus;
 pub mod config;
 pub mod context;
@@ -27,5 +31,6 @@ pub mod provision;
 pub mod queue;
 pub mod telemetry;
 pub mod usage;
+pub mod usage_pricing;
 
 pub use dynamo::{BillingStore, StoreError};

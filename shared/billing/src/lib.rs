@@ -20,6 +20,8 @@
 //!   upgrades) and the termination credit of a pay-in-advance plan.
 //! - [`invoice_totals`]: fees → progressive-billing credit → coupons → taxes → credit notes →
 //!   prepaid credits, with Lago's rounding at each step.
+//! - [`invoice`]: subscription invoices: the slots a subscription owes, their fees and
+//!   totals, and the invoice lifecycle (draft, finalized, voided).
 //! - [`invoice_number`]: invoice numbers and sequences.
 //!
 //! ## Architecture Invariants
@@ -38,6 +40,7 @@
 pub mod aggregation;
 pub mod catalog;
 pub mod charge_model;
+pub mod invoice;
 pub mod invoice_number;
 pub mod invoice_totals;
 pub mod money;

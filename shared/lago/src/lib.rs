@@ -14,6 +14,8 @@
 //!   rates numbers on output (API_CONTRACT §2.7).
 //! - Handlers never build a response by hand: success is [`http::ok`], failure [`ApiError`].
 
+#![recursion_limit = "256"]
+
 pub mod dto;
 pub mod edge;
 pub mod error;

@@ -12,6 +12,7 @@
 //! - No handler logic lives here: the runner only wires what the functions export.
 //! - Local-only routes (`/health`, later `/_local/*`) are mounted here and never in a function.
 
+pub mod billing_run;
 pub mod organization;
 pub mod worker;
 

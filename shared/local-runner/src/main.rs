@@ -53,8 +53,10 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
             .to_owned())
     };
     let store = BillingStore::new(sdk, var(infra::BILLING_TABLE.env_var)?);
+    let billing_store = store.clone();
     let events = EventStore::new(sdk, var(infra::EVENTS_TABLE.env_var)?);
     let usage = UsageStore::new(sdk, var(infra::USAGE_TABLE.env_var)?);
+    let usage_store = usage.clone();
     let queue_url = var(infra::EVENTS_QUEUE.env_var)?;
     let queue = EventQueue::new(sdk, queue_url.clone());
     let (key, fresh) = match std::env::var("LAGO_API_KEY").ok().filter(|k| !k.is_empty()) {
@@ -68,7 +70,9 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
         billing: store.clone(),
         usage: usage.clone(),
     };
-    let api_deps = api::Deps::new(store).with_usage(usage);
+    let api_deps = api::Deps::new(store)
+        .with_usage(usage)
+        .with_bus(billing_aws::bus::EventBus::new(sdk, var(infra::BUS.env_var)?));
     let drainer = local_runner::worker::Drainer::new(
         QueuePoller::new(
             aws_sdk_sqs::Client::new(sdk),
@@ -78,7 +82,28 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
         ),
         aggregate_deps.clone(),
     );
-    let app = local_runner::app(api_deps, ingest_deps.clone(), drainer);
+    let billing = local_runner::billing_run::BillingRunner {
+        clock: billing_clock::Deps {
+            store: billing_store.clone(),
+            queue: billing_aws::billing_queue::BillingQueue::new(sdk, var(infra::BILLING_QUEUE.env_var)?),
+        },
+        invoice: invoicing::Deps {
+            store: billing_store.clone(),
+            usage: usage_store.clone(),
+            bus: Some(billing_aws::bus::EventBus::new(sdk, var(infra::BUS.env_var)?)),
+            ids: std::sync::Arc::new(|| uuid::Uuid::new_v4().to_string()),
+        },
+        poller: QueuePoller::new(
+            aws_sdk_sqs::Client::new(sdk),
+            var(infra::BILLING_QUEUE.env_var)?,
+            Duration::ZERO,
+            Duration::ZERO,
+        ),
+    };
+    let app = local_runner::app(api_deps, ingest_deps.clone(), drainer)
+        .merge(local_runner::billing_run::routes(billing.clone()));
+    let (billing_stop, billing_stop_rx) = tokio::sync::watch::channel(false);
+    let billing_clock = tokio::spawn(billing.hourly(billing_stop_rx));
 
     let addr = std::env::var("LOCAL_HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into());
     let listener = tokio::net::TcpListener::bind(&addr)
@@ -132,6 +157,8 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
         })
         .await?;
     let _ = stop_tx.send(true);
+    let _ = billing_stop.send(true);
+    let _ = billing_clock.await;
     let _ = tokio::join!(aggregating, sweeping);
     Ok(())
 }

@@ -5,6 +5,8 @@
 //! business key, and a uniqueness rule is a conditional put. API keys live under
 //! `pk = APIKEY#<sha256>` and point at their organization.
 
+pub mod billing_schedule;
+pub mod invoices;
 mod mapping;
 pub mod organizations;
 pub mod plans;

@@ -3,6 +3,7 @@
 pub mod billable_metric;
 pub mod customer;
 pub mod event;
+pub mod invoice;
 pub mod organization;
 pub mod plan;
 pub mod subscription;

@@ -1,0 +1,533 @@
+//! Billing scenarios over several periods, through the HTTP API, with the billing clock fired at
+//! chosen instants and the invoice worker draining the billing queue (what
+//! `POST /_local/billing-run` does). Every expected amount is derived from SEMANTICS §6-§8 in
+//! the comments, not read from the implementation.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use http::{Method, StatusCode};
+use serde_json::json;
+use support::{Scenario, fee, subscription_fee, totals};
+
+/// A scenario with a `calls` count metric, a 20 % VAT tax and a monthly plan `basic`
+/// (3100 cents in arrears, 0.50 EUR per call, VAT on the plan).
+async fn basic(name: &str) -> Scenario {
+    let mut s = Scenario::start(name).await;
+    s.metric("calls").await;
+    s.ok(
+        Method::POST,
+        "/taxes",
+        Some(json!({"tax": {"name": "VAT", "code": "vat", "rate": "20"}})),
+    )
+    .await;
+    s.plan(
+        "basic",
+        "monthly",
+        3100,
+        false,
+        json!({"tax_codes": ["vat"]}),
+        &[("calls", "0.5")],
+    )
+    .await;
+    s
+}
+
+#[tokio::test]
+async fn a_calendar_month_in_arrears_started_mid_month_is_prorated_then_billed_in_full() {
+    // Given a customer in UTC subscribed on 15 Jan 2024 10:00 to `basic` (calendar), with 10
+    // calls in January and 4 in February.
+    let s = basic("Acme").await;
+    let customer = s.customer("cus", "UTC", None).await;
+    s.now("2024-01-15T10:00:00Z");
+    s.subscribe("sub", "cus", "basic", "calendar", "2024-01-15T10:00:00Z").await;
+    s.usage("sub", "calls", "2024-01-20T12:00:00Z", 10).await;
+    s.usage("sub", "calls", "2024-02-10T12:00:00Z", 4).await;
+
+    // When the clock fires at the start of February, then March.
+    s.bill("2024-01-31T23:00:00Z").await;
+    assert!(s.invoices_of("sub").await.is_empty(), "nothing is due before 1 Feb");
+    s.bill("2024-02-01T00:00:00Z").await;
+    s.bill("2024-03-01T00:00:00Z").await;
+
+    let invoices = s.invoices_of("sub").await;
+    assert_eq!(invoices.len(), 2);
+    let jan = &invoices[0];
+    // Subscription fee: 15..31 Jan = 17 days × 3100/31 = 1700 (SEMANTICS §7, first period).
+    assert_eq!(
+        subscription_fee(jan),
+        (
+            1700,
+            "2024-01-15T00:00:00Z".into(),
+            "2024-01-31T23:59:59Z".into()
+        )
+    );
+    // Usage: 10 calls × 0.50 = 500 cents, from the exact start time.
+    let calls = fee(jan, "charge");
+    assert_eq!(calls["amount_cents"], 500);
+    assert_eq!(calls["units"], "10.0");
+    assert_eq!(calls["from_date"], "2024-01-15T10:00:00Z");
+    // VAT 20 % on the plan applies to both fees: 2200 × 0.2 = 440 → 2640.
+    assert_eq!(totals(jan), (2200, 440, 2640));
+    assert_eq!(jan["status"], "finalized");
+    assert_eq!(jan["issuing_date"], "2024-02-01");
+    assert_eq!(jan["sequential_id"], 1);
+    let cus_seq = customer["sequential_id"].as_u64().unwrap_or(0);
+    assert_eq!(jan["number"], format!("ACM-{cus_seq:03}-001"));
+    let period = &jan["billing_periods"][0];
+    assert_eq!(period["charges_from_datetime"], "2024-01-15T10:00:00Z");
+    assert_eq!(period["charges_to_datetime"], "2024-01-31T23:59:59Z");
+    assert_eq!(period["invoicing_reason"], "subscription_periodic");
+    assert_eq!(jan["applied_taxes"][0]["amount_cents"], 440);
+
+    let feb = &invoices[1];
+    // February: the whole 3100 (already billed before) + 4 × 50 = 200; VAT 660 → 3960.
+    assert_eq!(subscription_fee(feb).0, 3100);
+    assert_eq!(totals(feb), (3300, 660, 3960));
+    assert_eq!(feb["sequential_id"], 2);
+
+    // The fees API and past usage show the same numbers.
+    let id = calls["lago_id"].as_str().unwrap();
+    let one = s.ok(Method::GET, &format!("/fees/{id}"), None).await;
+    assert_eq!(one["fee"]["amount_cents"], 500);
+    let fees = s
+        .ok(Method::GET, "/fees?fee_type=charge&external_subscription_id=sub", None)
+        .await;
+    assert_eq!(fees["meta"]["total_count"], 2);
+    let past = s
+        .ok(
+            Method::GET,
+            "/customers/cus/past_usage?external_subscription_id=sub",
+            None,
+        )
+        .await;
+    let periods = past["usage_periods"].as_array().unwrap();
+    assert_eq!(periods.len(), 2);
+    assert_eq!(periods[0]["from_datetime"], "2024-02-01T00:00:00Z");
+    assert_eq!(periods[0]["amount_cents"], 200);
+    assert_eq!(periods[1]["amount_cents"], 500);
+}
+
+#[tokio::test]
+async fn an_anniversary_on_the_31st_in_advance_follows_the_last_day_of_short_months() {
+    // Given `adv`, 2900 a month in advance, subscribed on 31 Jan 2024 (anniversary), with 2
+    // calls on 10 Feb.
+    let mut s = Scenario::start("Acme").await;
+    s.metric("calls").await;
+    s.plan("adv", "monthly", 2900, true, json!({}), &[("calls", "0.5")])
+        .await;
+    s.customer("cus", "UTC", None).await;
+    s.now("2024-01-31T08:00:00Z");
+    s.subscribe("sub", "cus", "adv", "anniversary", "2024-01-31T08:00:00Z").await;
+    s.usage("sub", "calls", "2024-02-10T00:00:00Z", 2).await;
+
+    s.bill("2024-01-31T09:00:00Z").await;
+    s.bill("2024-02-29T00:00:00Z").await;
+    s.bill("2024-03-31T00:00:00Z").await;
+    let invoices = s.invoices_of("sub").await;
+    assert_eq!(invoices.len(), 3);
+    // Start: in advance + anniversary bills the whole first period, 31 Jan – 28 Feb (the 2024
+    // anniversary in February is its last day, the 29th, so the period ends the day before).
+    assert_eq!(invoices[0]["billing_periods"][0]["invoicing_reason"], "subscription_starting");
+    assert_eq!(
+        subscription_fee(&invoices[0]),
+        (
+            2900,
+            "2024-01-31T00:00:00Z".into(),
+            "2024-02-28T23:59:59Z".into()
+        )
+    );
+    assert_eq!(totals(&invoices[0]), (2900, 0, 2900));
+    // 29 Feb: 29 Feb – 30 Mar in advance, and the usage of 31 Jan 08:00 – 28 Feb (2 × 50).
+    assert_eq!(
+        subscription_fee(&invoices[1]),
+        (
+            2900,
+            "2024-02-29T00:00:00Z".into(),
+            "2024-03-30T23:59:59Z".into()
+        )
+    );
+    assert_eq!(fee(&invoices[1], "charge")["amount_cents"], 100);
+    assert_eq!(
+        invoices[1]["billing_periods"][0]["charges_from_datetime"],
+        "2024-01-31T08:00:00Z"
+    );
+    assert_eq!(totals(&invoices[1]), (3000, 0, 3000));
+    // 31 Mar: 31 Mar – 29 Apr.
+    assert_eq!(
+        subscription_fee(&invoices[2]),
+        (
+            2900,
+            "2024-03-31T00:00:00Z".into(),
+            "2024-04-29T23:59:59Z".into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn weekly_quarterly_and_yearly_plans_prorate_their_first_period() {
+    let s = Scenario::start("Acme").await;
+    s.plan("weekly", "weekly", 700, false, json!({}), &[]).await;
+    s.plan("quarterly", "quarterly", 9100, false, json!({}), &[]).await;
+    s.plan("yearly", "yearly", 36600, true, json!({}), &[]).await;
+    s.customer("cus", "UTC", None).await;
+    // Weekly from Wednesday 3 Jan 2024; quarterly from 10 Feb; yearly in advance from 15 Mar.
+    s.now("2024-01-03T00:00:00Z");
+    s.subscribe("w", "cus", "weekly", "calendar", "2024-01-03T00:00:00Z").await;
+    s.now("2024-02-10T00:00:00Z");
+    s.subscribe("q", "cus", "quarterly", "calendar", "2024-02-10T00:00:00Z").await;
+    s.now("2024-03-15T00:00:00Z");
+    s.subscribe("y", "cus", "yearly", "calendar", "2024-03-15T00:00:00Z").await;
+
+    s.bill("2024-01-08T00:00:00Z").await;
+    s.bill("2024-01-15T00:00:00Z").await;
+    s.bill("2024-03-15T01:00:00Z").await;
+    s.bill("2024-04-01T00:00:00Z").await;
+    s.bill("2025-01-01T00:00:00Z").await;
+
+    let w = s.invoices_of("w").await;
+    // Wednesday–Sunday = 5 days × 700/7 = 500; then a whole week, 700. (Billing up to 1 Jan
+    // 2025 also billed every later week: 52 full weeks plus the first one.)
+    assert_eq!(subscription_fee(&w[0]).0, 500);
+    assert_eq!(subscription_fee(&w[0]).2, "2024-01-07T23:59:59Z");
+    assert_eq!(subscription_fee(&w[1]).0, 700);
+    let q = s.invoices_of("q").await;
+    // 10 Feb – 31 Mar = 20 + 31 = 51 days of a 91-day quarter (2024 is a leap year):
+    // 51 × 9100/91 = 5100.
+    assert_eq!(subscription_fee(&q[0]).0, 5100);
+    let y = s.invoices_of("y").await;
+    assert_eq!(y.len(), 2);
+    // In advance, calendar: 15 Mar – 31 Dec 2024 = 292 days of 366: 292 × 36600/366 = 29200.
+    assert_eq!(
+        subscription_fee(&y[0]),
+        (
+            29200,
+            "2024-03-15T00:00:00Z".into(),
+            "2024-12-31T23:59:59Z".into()
+        )
+    );
+    // 2025 is billed whole at its start.
+    assert_eq!(subscription_fee(&y[1]).0, 36600);
+}
+
+#[tokio::test]
+async fn a_trial_delays_the_first_advance_fee_to_its_end() {
+    // Given `trial`, 3100 a month in advance with a 10-day trial, from 15 Jan (anniversary).
+    let s = Scenario::start("Acme").await;
+    s.plan("trial", "monthly", 3100, true, json!({"trial_period": 10}), &[])
+        .await;
+    s.customer("cus", "UTC", None).await;
+    s.now("2024-01-15T00:00:00Z");
+    s.subscribe("sub", "cus", "trial", "anniversary", "2024-01-15T00:00:00Z").await;
+
+    s.bill("2024-01-15T01:00:00Z").await;
+    assert!(s.invoices_of("sub").await.is_empty(), "nothing while the trial runs");
+    s.bill("2024-01-25T00:00:00Z").await;
+    s.bill("2024-02-15T00:00:00Z").await;
+    let invoices = s.invoices_of("sub").await;
+    assert_eq!(invoices.len(), 2);
+    // Trial end 25 Jan → 25 Jan – 14 Feb = 21 days of the 31-day period: 21 × 3100/31 = 2100.
+    // (The fee's dates are the period's boundaries, as Lago stores them; the trial only
+    // shortens the days billed.)
+    assert_eq!(invoices[0]["billing_periods"][0]["invoicing_reason"], "subscription_starting");
+    assert_eq!(
+        subscription_fee(&invoices[0]),
+        (
+            2100,
+            "2024-01-15T00:00:00Z".into(),
+            "2024-02-14T23:59:59Z".into()
+        )
+    );
+    assert_eq!(subscription_fee(&invoices[1]).0, 3100);
+}
+
+#[tokio::test]
+async fn an_upgrade_bills_both_plans_for_their_days_and_a_downgrade_waits_for_the_period_end() {
+    let s = basic("Acme").await;
+    s.plan("pro", "monthly", 6200, false, json!({}), &[]).await;
+    s.customer("cus", "UTC", None).await;
+    // Upgrade: basic from 1 Feb, pro from 10 Mar 12:00.
+    s.now("2024-02-01T00:00:00Z");
+    s.subscribe("up", "cus", "basic", "calendar", "2024-02-01T00:00:00Z").await;
+    // Downgrade: pro from 1 Feb, basic asked for on 10 Mar.
+    s.subscribe("down", "cus", "pro", "calendar", "2024-02-01T00:00:00Z").await;
+    s.bill("2024-03-01T00:00:00Z").await;
+    s.now("2024-03-10T12:00:00Z");
+    s.subscribe("up", "cus", "pro", "calendar", "2024-02-01T00:00:00Z").await;
+    let pending = s.subscribe("down", "cus", "basic", "calendar", "2024-02-01T00:00:00Z").await;
+    assert_eq!(pending["downgrade_plan_date"], "2024-04-01");
+
+    s.bill("2024-03-10T13:00:00Z").await;
+    s.bill("2024-04-01T00:00:00Z").await;
+    s.bill("2024-05-01T00:00:00Z").await;
+
+    let up = s.invoices_of("up").await;
+    assert_eq!(up.len(), 4, "February, the upgrade, pro's March, pro's April");
+    // February on basic: 29 days × 3100/29 = 3100.
+    assert_eq!(subscription_fee(&up[0]).0, 3100);
+    // basic terminated by the upgrade on 10 Mar 12:00: ceil(9.5 days) = 10, minus the upgrade
+    // day = 9 days × 3100/31 = 900.
+    let term = up
+        .iter()
+        .find(|i| i["billing_periods"][0]["invoicing_reason"] == "subscription_terminating")
+        .unwrap();
+    assert_eq!(
+        subscription_fee(term),
+        (
+            900,
+            "2024-03-01T00:00:00Z".into(),
+            "2024-03-10T12:00:00Z".into()
+        )
+    );
+    // pro from 10 Mar 12:00 to 31 Mar: ceil(21.5) = 22 days × 6200/31 = 4400.
+    let pro = up
+        .iter()
+        .find(|i| i["fees"][0]["item"]["code"] == "pro")
+        .unwrap();
+    // April on pro, whole: 6200.
+    assert_eq!(subscription_fee(&up[3]).0, 6200);
+    assert_eq!(
+        subscription_fee(pro),
+        (
+            4400,
+            "2024-03-10T12:00:00Z".into(),
+            "2024-03-31T23:59:59Z".into()
+        )
+    );
+
+    let down = s.invoices_of("down").await;
+    assert_eq!(down.len(), 3);
+    // pro stays until the period end: February 6200, March 6200 (whole, already billed),
+    // closed by the downgrade on 1 Apr.
+    assert_eq!(subscription_fee(&down[0]).0, 6200);
+    assert_eq!(
+        subscription_fee(&down[1]),
+        (
+            6200,
+            "2024-03-01T00:00:00Z".into(),
+            "2024-03-31T23:59:59Z".into()
+        )
+    );
+    // basic from 1 Apr: a first period after a downgrade, 30 days × 3100/30 = 3100.
+    assert_eq!(down[2]["fees"][0]["item"]["code"], "basic");
+    assert_eq!(subscription_fee(&down[2]).0, 3100);
+    let active = s.ok(Method::GET, "/subscriptions/down", None).await;
+    assert_eq!(active["subscription"]["plan_code"], "basic");
+    assert!(
+        active["subscription"]["started_at"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2024-04-01T00:00:00")),
+        "{active:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_termination_bills_the_days_up_to_it() {
+    let s = basic("Acme").await;
+    s.customer("cus", "UTC", None).await;
+    s.now("2024-02-01T00:00:00Z");
+    s.subscribe("sub", "cus", "basic", "calendar", "2024-02-01T00:00:00Z").await;
+    s.usage("sub", "calls", "2024-03-05T00:00:00Z", 6).await;
+    s.bill("2024-03-01T00:00:00Z").await;
+    s.now("2024-03-20T10:00:00Z");
+    s.ok(Method::DELETE, "/subscriptions/sub", None).await;
+    s.bill("2024-03-20T11:00:00Z").await;
+    s.bill("2024-04-01T00:00:00Z").await;
+    let invoices = s.invoices_of("sub").await;
+    assert_eq!(invoices.len(), 2, "nothing after the termination invoice");
+    let term = &invoices[1];
+    assert_eq!(term["billing_periods"][0]["invoicing_reason"], "subscription_terminating");
+    // 1 Mar – 20 Mar 10:00 = ceil(19.4 days) = 20 days × 3100/31 = 2000; 6 calls = 300;
+    // VAT 20 % of 2300 = 460.
+    assert_eq!(subscription_fee(term).0, 2000);
+    assert_eq!(fee(term, "charge")["amount_cents"], 300);
+    assert_eq!(term["billing_periods"][0]["charges_to_datetime"], "2024-03-20T10:00:00Z");
+    assert_eq!(totals(term), (2300, 460, 2760));
+}
+
+#[tokio::test]
+async fn far_timezones_bill_at_their_local_midnight() {
+    let s = Scenario::start("Acme").await;
+    s.plan("basic", "monthly", 3100, false, json!({}), &[]).await;
+    // Kiritimati is UTC+14, Pago Pago UTC-11: both start on their local 15 Jan.
+    s.customer("kiri", "Pacific/Kiritimati", None).await;
+    s.customer("pago", "Pacific/Pago_Pago", None).await;
+    s.now("2024-01-15T12:00:00Z");
+    s.subscribe("k", "kiri", "basic", "calendar", "2024-01-14T10:00:00Z").await;
+    s.subscribe("p", "pago", "basic", "calendar", "2024-01-15T11:00:00Z").await;
+
+    // Kiritimati's 1 Feb starts at 31 Jan 10:00 UTC.
+    s.bill("2024-01-31T09:59:59Z").await;
+    assert!(s.invoices_of("k").await.is_empty());
+    s.bill("2024-01-31T10:00:00Z").await;
+    let k = s.invoices_of("k").await;
+    assert_eq!(k.len(), 1);
+    // 15..31 Jan local = 17 days × 100 = 1700, boundaries at local midnights.
+    assert_eq!(
+        subscription_fee(&k[0]),
+        (
+            1700,
+            "2024-01-14T10:00:00Z".into(),
+            "2024-01-31T09:59:59Z".into()
+        )
+    );
+    assert_eq!(k[0]["issuing_date"], "2024-02-01");
+    // Pago Pago's 1 Feb starts at 1 Feb 11:00 UTC: at midnight UTC it is still January there.
+    s.bill("2024-02-01T00:00:00Z").await;
+    assert!(s.invoices_of("p").await.is_empty());
+    s.bill("2024-02-01T11:00:00Z").await;
+    let p = s.invoices_of("p").await;
+    assert_eq!(subscription_fee(&p[0]).0, 1700);
+    assert_eq!(p[0]["issuing_date"], "2024-02-01");
+}
+
+#[tokio::test]
+async fn a_clock_firing_twice_and_two_workers_on_one_unit_make_one_invoice() {
+    let s = basic("Acme").await;
+    s.customer("cus", "UTC", None).await;
+    s.now("2024-01-01T00:00:00Z");
+    s.subscribe("sub", "cus", "basic", "calendar", "2024-01-01T00:00:00Z").await;
+
+    // The clock fires twice for 1 Feb before any worker runs: the queue deduplicates, and
+    // whatever it delivers, one invoice exists.
+    s.fire_clock("2024-02-01T00:00:00Z").await;
+    s.fire_clock("2024-02-01T00:00:00Z").await;
+    s.drain().await;
+    s.bill("2024-02-01T00:00:00Z").await;
+    assert_eq!(s.invoices_of("sub").await.len(), 1);
+
+    // Two workers handle the same unit (1 Mar) at once: one invoice for March.
+    s.fire_clock("2024-03-01T00:00:00Z").await;
+    let (event, receipts) = s.receive().await;
+    assert_eq!(receipts.len(), 1);
+    let (a, b) = tokio::join!(
+        invoice::handler(&s.invoicing, event.clone()),
+        invoice::handler(&s.invoicing, event)
+    );
+    assert!(a.batch_item_failures.is_empty() && b.batch_item_failures.is_empty());
+    let invoices = s.invoices_of("sub").await;
+    assert_eq!(invoices.len(), 2);
+    assert_eq!(invoices[1]["sequential_id"], 2, "one number for one invoice");
+}
+
+#[tokio::test]
+async fn twenty_drafts_finalized_at_once_take_numbers_one_to_twenty() {
+    let s = basic("Acme").await;
+    s.customer("cus", "UTC", Some(1)).await;
+    s.now("2024-01-01T00:00:00Z");
+    for i in 0..20 {
+        s.subscribe(&format!("sub{i:02}"), "cus", "basic", "calendar", "2024-01-01T00:00:00Z")
+            .await;
+    }
+    s.bill("2024-02-01T00:00:00Z").await;
+    let list = s
+        .ok(Method::GET, "/invoices?status=draft&per_page=100", None)
+        .await;
+    let ids: Vec<String> = list["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["lago_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 20);
+    s.now("2024-02-01T06:00:00Z");
+    let paths: Vec<String> = ids.iter().map(|id| format!("/invoices/{id}/finalize")).collect();
+    let finalized =
+        futures::future::join_all(paths.iter().map(|p| s.call(Method::PUT, p, None))).await;
+    let mut seq: Vec<u64> = finalized
+        .iter()
+        .map(|(status, body)| {
+            assert_eq!(*status, StatusCode::OK, "{body:#}");
+            body["invoice"]["sequential_id"].as_u64().unwrap()
+        })
+        .collect();
+    seq.sort_unstable();
+    assert_eq!(seq, (1..=20).collect::<Vec<u64>>());
+    let mut numbers: Vec<String> = finalized
+        .iter()
+        .map(|(_, b)| b["invoice"]["number"].as_str().unwrap().to_owned())
+        .collect();
+    numbers.sort();
+    numbers.dedup();
+    assert_eq!(numbers.len(), 20, "no duplicate number");
+}
+
+#[tokio::test]
+async fn a_late_event_changes_a_draft_on_refresh_and_never_a_finalized_invoice() {
+    // Given a customer with a 3-day grace period, 10 calls in January.
+    let s = basic("Acme").await;
+    s.customer("cus", "UTC", Some(3)).await;
+    s.now("2024-01-01T00:00:00Z");
+    s.subscribe("sub", "cus", "basic", "calendar", "2024-01-01T00:00:00Z").await;
+    s.usage("sub", "calls", "2024-01-10T00:00:00Z", 10).await;
+    s.bill("2024-02-01T00:00:00Z").await;
+    let draft = &s.invoices_of("sub").await[0];
+    let id = draft["lago_id"].as_str().unwrap().to_owned();
+    // A draft: 3100 + 500, VAT 720; numbered `<PREFIX>-DRAFT`, issued after the grace days.
+    assert_eq!(draft["status"], "draft");
+    assert_eq!(draft["number"], "ACM-DRAFT");
+    assert_eq!(draft["sequential_id"], serde_json::Value::Null);
+    assert_eq!(draft["issuing_date"], "2024-02-04");
+    assert_eq!(totals(draft), (3600, 720, 4320));
+
+    // A late January event arrives inside the grace period: the draft changes on refresh.
+    s.usage("sub", "calls", "2024-01-25T00:00:00Z", 4).await;
+    s.now("2024-02-02T00:00:00Z");
+    let refreshed = s
+        .ok(Method::PUT, &format!("/invoices/{id}/refresh"), None)
+        .await;
+    // 3100 + 14 × 50 = 3800, VAT 760.
+    assert_eq!(totals(&refreshed["invoice"]), (3800, 760, 4560));
+
+    // The clock finalizes it when the grace period ends (1 Feb + 3 days).
+    s.bill("2024-02-03T23:00:00Z").await;
+    assert_eq!(s.invoices_of("sub").await[0]["status"], "draft");
+    s.bill("2024-02-04T00:00:00Z").await;
+    let finalized = &s.invoices_of("sub").await[0];
+    assert_eq!(finalized["status"], "finalized");
+    assert_eq!(finalized["sequential_id"], 1);
+    assert_eq!(totals(finalized), (3800, 760, 4560));
+
+    // Another late event: a refresh leaves a finalized invoice as it is.
+    s.usage("sub", "calls", "2024-01-26T00:00:00Z", 2).await;
+    let again = s
+        .ok(Method::PUT, &format!("/invoices/{id}/refresh"), None)
+        .await;
+    assert_eq!(totals(&again["invoice"]), (3800, 760, 4560));
+    let (status, _) = s
+        .call(Method::PUT, &format!("/invoices/{id}/finalize"), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "only drafts are finalized");
+
+    // Paying it, then voiding: a paid invoice is not voidable.
+    let paid = s
+        .ok(
+            Method::PUT,
+            &format!("/invoices/{id}"),
+            Some(json!({"invoice": {"payment_status": "succeeded", "metadata": [{"key": "po", "value": "42"}]}})),
+        )
+        .await;
+    assert_eq!(paid["invoice"]["payment_status"], "succeeded");
+    assert_eq!(paid["invoice"]["metadata"][0]["value"], "42");
+    let (status, body) = s.call(Method::POST, &format!("/invoices/{id}/void"), None).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body:#}");
+    s.ok(
+        Method::PUT,
+        &format!("/invoices/{id}"),
+        Some(json!({"invoice": {"payment_status": "failed"}})),
+    )
+    .await;
+    let voided = s.ok(Method::POST, &format!("/invoices/{id}/void"), None).await;
+    assert_eq!(voided["invoice"]["status"], "voided");
+    assert_eq!(voided["invoice"]["sequential_id"], 1, "a voided invoice keeps its number");
+    // Filters: by status and issuing date.
+    let voided_list = s
+        .ok(Method::GET, "/invoices?status=voided&issuing_date_from=2024-02-04", None)
+        .await;
+    assert_eq!(voided_list["meta"]["total_count"], 1);
+    let none = s
+        .ok(Method::GET, "/invoices?issuing_date_to=2024-02-03", None)
+        .await;
+    assert_eq!(none["meta"]["total_count"], 0);
+}

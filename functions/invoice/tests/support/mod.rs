@@ -1,0 +1,349 @@
+//! The stack a scenario runs on: a stack of its own in the AWS emulator (tables, queues and
+//! bus under a fresh prefix, so the billing clock of one test never sees another test's
+//! subscriptions), the API router with a clock the test moves, usage folded by the aggregate
+//! worker's own code, and the billing clock and invoice worker run in-process exactly as the
+//! local runner's `POST /_local/billing-run` runs them.
+//!
+//! The emulator is not optional: without `AWS_ENDPOINT_URL` the tests fail, they never skip.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
+
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use axum::{Router, body::Body};
+use billing::catalog::organization::{Organization, OrganizationSettings};
+use billing_aws::{
+    BillingStore,
+    billing_queue::BillingQueue,
+    infra, provision,
+    messages::{EVENTS_MESSAGE_VERSION, EventsMessage, QueuedEvent},
+    usage::UsageStore,
+};
+use chrono::{DateTime, Utc};
+use http::{Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .unwrap_or_else(|e| panic!("{s}: {e}"))
+        .with_timezone(&Utc)
+}
+
+/// One organization on a stack of its own.
+pub struct Scenario {
+    pub router: Router,
+    pub clock: Arc<Mutex<DateTime<Utc>>>,
+    pub key: String,
+    pub org_id: String,
+    pub store: BillingStore,
+    pub usage: UsageStore,
+    pub invoicing: invoicing::Deps,
+    pub billing_clock: billing_clock::Deps,
+    pub sqs: aws_sdk_sqs::Client,
+    pub billing_queue_url: String,
+    pub metrics: BTreeMap<String, String>,
+}
+
+impl Scenario {
+    /// A fresh stack and an organization named `name` (prefix: its first three letters).
+    pub async fn start(name: &str) -> Scenario {
+        assert!(
+            std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
+            "AWS_ENDPOINT_URL is not set: these tests run against the AWS emulator. Start it with \
+             `.ci/emulator.sh start 4566` and run with AWS_ENDPOINT_URL=http://127.0.0.1:4566 \
+             AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test"
+        );
+        let sdk = billing_aws::config::sdk_config().await;
+        let prefix = format!("inv{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let stack = provision::provision(&sdk, &prefix)
+            .await
+            .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
+        let var = |k: &str| stack.get(k).unwrap_or_else(|| panic!("{k} provisioned")).to_owned();
+        let store = BillingStore::new(&sdk, var(infra::BILLING_TABLE.env_var));
+        let usage = UsageStore::new(&sdk, var(infra::USAGE_TABLE.env_var));
+        let billing_queue_url = var(infra::BILLING_QUEUE.env_var);
+        let key = format!("lago_test_{}", uuid::Uuid::new_v4().simple());
+        let org = Organization {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_owned(),
+            created_at: t("2024-01-01T00:00:00Z"),
+            settings: OrganizationSettings::new(name),
+            version: 1,
+        };
+        store.create_organization(&org, &key).await.unwrap();
+        let clock = Arc::new(Mutex::new(t("2024-01-01T00:00:00Z")));
+        let mut deps = api::Deps::new(store.clone()).with_usage(usage.clone());
+        let c = clock.clone();
+        deps.clock = Arc::new(move || *c.lock().unwrap());
+        Scenario {
+            router: api::router(deps),
+            clock,
+            key,
+            org_id: org.id,
+            store: store.clone(),
+            usage: usage.clone(),
+            invoicing: invoicing::Deps {
+                store: store.clone(),
+                usage,
+                bus: Some(billing_aws::bus::EventBus::new(&sdk, var(infra::BUS.env_var))),
+                ids: Arc::new(|| uuid::Uuid::new_v4().to_string()),
+            },
+            billing_clock: billing_clock::Deps {
+                store,
+                queue: BillingQueue::new(&sdk, billing_queue_url.clone()),
+            },
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            billing_queue_url,
+            metrics: BTreeMap::new(),
+        }
+    }
+
+    /// Sets the API's "now".
+    pub fn now(&self, at: &str) {
+        *self.clock.lock().unwrap() = t(at);
+    }
+
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("/api/v1{path}"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.key));
+        let body = match body {
+            Some(b) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Body::from(serde_json::to_vec(&b).unwrap())
+            }
+            None => Body::empty(),
+        };
+        let response = self
+            .router
+            .clone()
+            .oneshot(request.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        (status, value)
+    }
+
+    /// A 200's body, failing the test with the reply otherwise.
+    pub async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (status, value) = self.call(method.clone(), path, body).await;
+        assert_eq!(status, StatusCode::OK, "{method} {path}: {value:#}");
+        value
+    }
+
+    pub async fn metric(&mut self, code: &str) {
+        let v = self
+            .ok(
+                Method::POST,
+                "/billable_metrics",
+                Some(json!({"billable_metric": {"name": code, "code": code, "aggregation_type": "count_agg"}})),
+            )
+            .await;
+        self.metrics
+            .insert(code.into(), v["billable_metric"]["lago_id"].as_str().unwrap().into());
+    }
+
+    /// A plan; `charges` are `(metric code, unit price)` standard charges.
+    pub async fn plan(&self, code: &str, interval: &str, amount_cents: i64, advance: bool, extra: Value, charges: &[(&str, &str)]) {
+        let charges: Vec<Value> = charges
+            .iter()
+            .map(|(m, amount)| {
+                json!({
+                    "billable_metric_id": self.metrics[*m],
+                    "charge_model": "standard",
+                    "properties": {"amount": amount},
+                })
+            })
+            .collect();
+        let mut plan = json!({
+            "name": code, "code": code, "interval": interval,
+            "amount_cents": amount_cents, "amount_currency": "EUR",
+            "pay_in_advance": advance, "charges": charges,
+        });
+        if let (Some(p), Some(e)) = (plan.as_object_mut(), extra.as_object()) {
+            p.extend(e.clone());
+        }
+        self.ok(Method::POST, "/plans", Some(json!({"plan": plan}))).await;
+    }
+
+    pub async fn customer(&self, external_id: &str, timezone: &str, grace_days: Option<i64>) -> Value {
+        let mut c = json!({"external_id": external_id, "name": external_id, "timezone": timezone});
+        if let Some(g) = grace_days {
+            c["billing_configuration"] = json!({"invoice_grace_period": g});
+        }
+        self.ok(Method::POST, "/customers", Some(json!({"customer": c}))).await["customer"].clone()
+    }
+
+    /// `POST /subscriptions` at the API's current time.
+    pub async fn subscribe(&self, external_id: &str, customer: &str, plan: &str, billing_time: &str, subscription_at: &str) -> Value {
+        self.ok(
+            Method::POST,
+            "/subscriptions",
+            Some(json!({"subscription": {
+                "external_id": external_id, "external_customer_id": customer,
+                "plan_code": plan, "billing_time": billing_time, "subscription_at": subscription_at,
+            }})),
+        )
+        .await["subscription"]
+            .clone()
+    }
+
+    /// `count` usage events of metric `code` at `at`, folded by the aggregate worker.
+    pub async fn usage(&self, external_subscription_id: &str, code: &str, at: &str, count: usize) {
+        let ts_ms = t(at).timestamp_millis();
+        let events: Vec<QueuedEvent> = (0..count)
+            .map(|i| QueuedEvent {
+                tx: uuid::Uuid::new_v4().to_string(),
+                code: code.into(),
+                ts_ms,
+                seq: i as u64,
+                props: BTreeMap::new(),
+                amt: None,
+            })
+            .collect();
+        let message = EventsMessage {
+            v: EVENTS_MESSAGE_VERSION,
+            org: self.org_id.clone(),
+            sub: external_subscription_id.into(),
+            events,
+        };
+        let deps = aggregate::Deps {
+            billing: self.store.clone(),
+            usage: self.usage.clone(),
+        };
+        aggregate::apply_group(
+            &deps,
+            &[aggregate::Incoming {
+                message_id: uuid::Uuid::new_v4().to_string(),
+                message,
+            }],
+        )
+        .await
+        .unwrap();
+    }
+
+    /// The billing clock at `at` (what the schedule runs), without processing the queue.
+    pub async fn fire_clock(&self, at: &str) -> usize {
+        billing_clock::run(&self.billing_clock, t(at)).await.unwrap().enqueued
+    }
+
+    /// Receives one batch of the billing queue as the Lambda event source would.
+    pub async fn receive(&self) -> (SqsEvent, Vec<String>) {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.billing_queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        let mut event = SqsEvent::default();
+        let mut receipts = Vec::new();
+        for m in out.messages.unwrap_or_default() {
+            let mut record = SqsMessage::default();
+            record.message_id = m.message_id.clone();
+            record.receipt_handle = m.receipt_handle.clone();
+            record.body = m.body.clone();
+            event.records.push(record);
+            receipts.push(m.receipt_handle.unwrap_or_default());
+        }
+        (event, receipts)
+    }
+
+    /// Runs the invoice worker until the billing queue is empty; returns messages processed.
+    pub async fn drain(&self) -> usize {
+        let mut processed = 0;
+        for _ in 0..1000 {
+            let (event, receipts) = self.receive().await;
+            if receipts.is_empty() {
+                return processed;
+            }
+            let response = invoice::handler(&self.invoicing, event).await;
+            assert!(
+                response.batch_item_failures.is_empty(),
+                "the invoice worker failed: {:?}",
+                response.batch_item_failures
+            );
+            for r in receipts {
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.billing_queue_url)
+                    .receipt_handle(r)
+                    .send()
+                    .await
+                    .unwrap();
+                processed += 1;
+            }
+        }
+        panic!("the billing queue did not drain");
+    }
+
+    /// `POST /_local/billing-run {"time": at}`: the clock at `at`, then the queue drained.
+    pub async fn bill(&self, at: &str) -> usize {
+        self.fire_clock(at).await;
+        self.drain().await
+    }
+
+    /// Every invoice of a subscription (extended), oldest billing period first.
+    pub async fn invoices_of(&self, external_subscription_id: &str) -> Vec<Value> {
+        let list = self.ok(Method::GET, "/invoices?per_page=100", None).await;
+        let mut out = Vec::new();
+        for i in list["invoices"].as_array().unwrap() {
+            let id = i["lago_id"].as_str().unwrap();
+            let full = self.ok(Method::GET, &format!("/invoices/{id}"), None).await["invoice"].clone();
+            if full["billing_periods"][0]["external_subscription_id"] == external_subscription_id {
+                out.push(full);
+            }
+        }
+        out.sort_by_key(|i| {
+            (
+                i["billing_periods"][0]["charges_from_datetime"].as_str().unwrap_or("").to_owned(),
+                i["billing_periods"][0]["subscription_from_datetime"].as_str().unwrap_or("").to_owned(),
+                i["billing_periods"][0]["invoicing_reason"].as_str().unwrap_or("").to_owned(),
+            )
+        });
+        out
+    }
+}
+
+/// The fee of `invoice` whose item type is `kind` (`subscription` or `charge`).
+pub fn fee<'a>(invoice: &'a Value, kind: &str) -> &'a Value {
+    invoice["fees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["item"]["type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} fee in {invoice:#}"))
+}
+
+/// `(amount_cents, from_date, to_date)` of the subscription fee.
+pub fn subscription_fee(invoice: &Value) -> (i64, String, String) {
+    let f = fee(invoice, "subscription");
+    (
+        f["amount_cents"].as_i64().unwrap(),
+        f["from_date"].as_str().unwrap().to_owned(),
+        f["to_date"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `(fees_amount_cents, taxes_amount_cents, total_amount_cents)`.
+pub fn totals(invoice: &Value) -> (i64, i64, i64) {
+    (
+        invoice["fees_amount_cents"].as_i64().unwrap(),
+        invoice["taxes_amount_cents"].as_i64().unwrap(),
+        invoice["total_amount_cents"].as_i64().unwrap(),
+    )
+}
