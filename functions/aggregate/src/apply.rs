@@ -40,9 +40,16 @@ pub enum ApplyError {
     NotStorable(String),
 }
 
-/// A short, stable tag for a message id, as remembered in `applied`.
-pub fn message_tag(message_id: &str) -> String {
-    hex::encode(&Sha256::digest(message_id.as_bytes())[..6])
+/// A short, stable tag for an event, as remembered in `applied`: its transaction id, which
+/// identifies it within its subscription (the state items are per subscription).
+///
+/// Tagging events rather than SQS message ids makes a resent event a no-op too, not only a
+/// redelivered message: a replayed request resends its event within the queue's five-minute
+/// deduplication window, and a queue that does not deduplicate it (an emulator that forgets a
+/// deduplication id once the message is deleted, or a resend after the window) delivers it as a
+/// new message with the same event.
+pub fn event_tag(transaction_id: &str) -> String {
+    hex::encode(&Sha256::digest(transaction_id.as_bytes())[..6])
 }
 
 struct Touch {
@@ -65,11 +72,16 @@ pub async fn apply_group(deps: &Deps, group: &[Incoming]) -> Result<(), ApplyErr
     };
     let context = SubscriptionContext::load(&deps.billing, &org, &sub).await?;
 
-    // 1. Fold each message on its own, so each state item can skip what it already holds.
+    // 1. Fold each event on its own, so each state item can skip what it already holds.
     let mut touched: BTreeMap<StateKey, Touch> = BTreeMap::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
     for incoming in group {
-        let tag = message_tag(&incoming.message_id);
         for e in &incoming.message.events {
+            let tag = event_tag(&e.tx);
+            if !seen.insert(tag.clone()) {
+                // The same event twice in this group (a resend): folded once.
+                continue;
+            }
             let Some(t) = DateTime::from_timestamp_millis(e.ts_ms) else {
                 continue;
             };
@@ -94,10 +106,7 @@ pub async fn apply_group(deps: &Deps, group: &[Incoming]) -> Result<(), ApplyErr
                         period_to: key.period_to,
                         deltas: Vec::new(),
                     });
-                    match touch.deltas.iter_mut().find(|(t, _)| *t == tag) {
-                        Some((_, d)) => d.merge(state)?,
-                        None => touch.deltas.push((tag.clone(), state.clone())),
-                    }
+                    touch.deltas.push((tag.clone(), state.clone()));
                 }
             }
         }

@@ -6,11 +6,13 @@
 //! stored state items: one read and at most one conditional write per item per batch.
 //!
 //! ## Exactly once
-//! Each state item remembers the messages folded into it (`applied`). The queue is FIFO per
-//! subscription, so a message can only come back while it is among the last ones processed for
-//! that subscription: a redelivered message finds itself in `applied` and is skipped, item by
-//! item, even if the worker crashed between two writes. Unique-count values are written as
-//! value items whose last operation wins, which is idempotent on its own.
+//! Each state item remembers the events folded into it (`applied`, by transaction id). The
+//! queue is FIFO per subscription, so a message can only come back while it is among the last
+//! ones processed for that subscription: a redelivered message, or a resent event (a replayed
+//! request resends its event; SQS drops that within its deduplication window, an emulator may
+//! not), finds its event in `applied` and is skipped, item by item, even if the worker crashed
+//! between two writes. Unique-count values are written as value items whose last operation
+//! wins, which is idempotent on its own.
 //!
 //! ## Failures
 //! A message that cannot be read (not JSON, unknown version) is a poison message: reported as a

@@ -3,10 +3,11 @@
 //!
 //! One **state item** per subscription, charges period, charge, filter bucket and pricing
 //! group (`pk = U#<org>#<subscription>`, `sk = <period start ms>#<charge>#<bucket>#<group>`),
-//! holding the aggregation snapshot and `applied`: the ids of the last queue messages folded
-//! into it. The events queue is FIFO per subscription, so a message can only be redelivered
-//! while it is among the last ones processed for its subscription; remembering those makes a
-//! redelivery a no-op, item by item, without a write per event.
+//! holding the aggregation snapshot and `applied`: tags of the last events folded into it (by
+//! transaction id). The events queue is FIFO per subscription, so a message can only be
+//! redelivered (or an event resent) while it is among the last ones processed for its
+//! subscription; remembering those makes a redelivery a no-op, item by item, without a write
+//! per event.
 //!
 //! Unique counts keep one **value item** per distinct value (`pk = V#<state item key>`,
 //! `sk = <value>`) with its last operation. Writing one is idempotent by construction (the
@@ -24,8 +25,9 @@ use rust_decimal::Decimal;
 
 use crate::StoreError;
 
-/// How many message ids a state item remembers. The aggregator processes at most ten messages
-/// per subscription per batch; two batches' worth covers a redelivery of the last batch.
+/// How many event tags a state item remembers. The aggregator processes at most ten messages
+/// (one event each) per subscription per batch; two batches' worth covers a redelivery of the
+/// last batch.
 pub const APPLIED_MEMORY: usize = 32;
 
 /// Identifies one state item within a subscription.
@@ -93,7 +95,7 @@ pub struct StoredState {
     pub period_to: DateTime<Utc>,
     /// The aggregation snapshot (a unique count's values live in value items, not here).
     pub snapshot: StateSnapshot,
-    /// The last messages folded in, oldest first.
+    /// Tags of the last events folded in, oldest first.
     pub applied: Vec<String>,
     /// Optimistic-concurrency version.
     pub version: u64,
