@@ -279,16 +279,23 @@ pub async fn ingest_events(
     //    events so that a conflict refuses the whole request before anything is written.
     let unique: Vec<&StoredEvent> = first_of.values().map(|&i| &records[i]).collect();
     if batch {
+        // One BatchGetItem per hundred identities: a query per event would cost a round trip
+        // each before the first write.
+        let ids: Vec<(&str, &str)> = unique
+            .iter()
+            .map(|r| (r.transaction_id.as_str(), r.external_subscription_id.as_str()))
+            .collect();
+        let stored: HashMap<(String, String), String> = deps
+            .events
+            .get_many(&org.id, &ids)
+            .await
+            .map_err(|e| wrap(e.into()))?
+            .into_iter()
+            .map(|s| ((s.external_subscription_id, s.transaction_id), s.payload_digest))
+            .collect();
         for (i, r) in records.iter().enumerate() {
-            let stored = deps
-                .events
-                .by_transaction_id(&org.id, &r.transaction_id)
-                .await
-                .map_err(|e| wrap(e.into()))?;
-            if stored.iter().any(|s| {
-                s.external_subscription_id == r.external_subscription_id
-                    && s.payload_digest != r.payload_digest
-            }) {
+            let id = (r.external_subscription_id.clone(), r.transaction_id.clone());
+            if stored.get(&id).is_some_and(|digest| *digest != r.payload_digest) {
                 invalid.push((i, conflict()));
             }
         }

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::{
     Client,
-    types::{AttributeValue, ReturnValuesOnConditionCheckFailure},
+    types::{AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure},
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -84,6 +84,12 @@ fn key(org: &str, txid: &str, sub: &str) -> HashMap<String, AttributeValue> {
 }
 
 const UNSENT_PARTITION: &str = "UNSENT";
+
+/// The most keys one `BatchGetItem` may ask for (a DynamoDB limit).
+const BATCH_GET_MAX: usize = 100;
+
+/// How many times one chunk of keys is asked for while some stay unprocessed.
+const BATCH_GET_ATTEMPTS: usize = 5;
 
 fn corrupt(e: serde_dynamo::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
@@ -184,6 +190,60 @@ impl EventStore {
             .into_iter()
             .map(|i| serde_dynamo::from_item(i).map_err(corrupt))
             .collect()
+    }
+
+    /// The stored events holding these identities (`(transaction_id, external_subscription_id)`
+    /// within `org`), read with one consistent `BatchGetItem` per hundred keys: a batch checks
+    /// every identity it is about to claim with one call instead of one query per event.
+    /// Identities nobody holds are absent from the result; repeated identities are read once.
+    pub async fn get_many(
+        &self,
+        org: &str,
+        ids: &[(&str, &str)],
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut unique: Vec<(&str, &str)> = ids.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        let mut out = Vec::with_capacity(unique.len());
+        for chunk in unique.chunks(BATCH_GET_MAX) {
+            let keys = chunk.iter().map(|(tx, sub)| key(org, tx, sub)).collect();
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+            );
+            // Unprocessed keys (throttling) are asked again a bounded number of times, then
+            // reported: a check that read only part of the batch must not pass.
+            for _ in 0..BATCH_GET_ATTEMPTS {
+                let Some(request) = pending.take() else { break };
+                let response = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await?;
+                for item in response
+                    .responses
+                    .and_then(|mut r| r.remove(&self.table))
+                    .unwrap_or_default()
+                {
+                    out.push(serde_dynamo::from_item(item).map_err(corrupt)?);
+                }
+                pending = response
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
+            }
+            if let Some(left) = pending {
+                return Err(StoreError::Unavailable(format!(
+                    "{} event key(s) left unprocessed by BatchGetItem",
+                    left.keys.len()
+                )));
+            }
+        }
+        Ok(out)
     }
 
     /// Records that the event's hand-off to the queue failed, so the sweep resends it.
