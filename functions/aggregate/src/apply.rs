@@ -91,7 +91,13 @@ pub async fn apply_group(deps: &Deps, group: &[Incoming]) -> Result<(), ApplyErr
             };
             let specs: Vec<_> = priced.charges.iter().map(|(_, s)| s.clone()).collect();
             let mut batch = UsageBatch::default();
-            let event = UsageEvent::new(EventKey::new(t, e.seq), &e.props);
+            // `precise_total_amount_cents` was checked to be a number at ingestion.
+            let amount = e
+                .amt
+                .as_deref()
+                .and_then(billing::aggregation::parse_numeric);
+            let event = UsageEvent::new(EventKey::new(t, e.seq), &e.props)
+                .with_precise_total_amount_cents(amount);
             batch.fold(&priced.dates, &specs, &e.code, &event)?;
             for (key, usage) in batch.into_usages() {
                 for (bucket, group_key, state) in usage.states() {

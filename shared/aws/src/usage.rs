@@ -145,8 +145,15 @@ fn to_item(org: &str, sub: &str, state: &StoredState) -> HashMap<String, Attribu
     }
     let (agg, events_count) = match &state.snapshot {
         StateSnapshot::Count { events_count } => ("count", events_count),
-        StateSnapshot::Sum { sum, events_count } => {
+        StateSnapshot::Sum {
+            sum,
+            events_count,
+            precise_total_amount_cents,
+        } => {
             item.insert("sum".into(), n(sum));
+            if !precise_total_amount_cents.is_zero() {
+                item.insert("amt".into(), n(precise_total_amount_cents));
+            }
             ("sum", events_count)
         }
         StateSnapshot::Max { max, events_count } => {
@@ -191,6 +198,8 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState, Stor
         "sum" => StateSnapshot::Sum {
             sum: dec("sum").ok_or_else(corrupt)?,
             events_count,
+            // Absent when no event carried a price.
+            precise_total_amount_cents: dec("amt").unwrap_or_default(),
         },
         "max" => StateSnapshot::Max {
             max: dec("max"),

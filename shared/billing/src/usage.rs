@@ -192,6 +192,9 @@ pub fn price_charge(
         if let Some(values) = r.result.event_values.clone() {
             input = input.with_event_values(values);
         }
+        if let Some(cents) = r.result.precise_total_amount_cents {
+            input = input.with_precise_total_amount_cents(cents);
+        }
         let amount = price(properties.model(), &input, currency)?;
         let shown = r.result.full_units_number.unwrap_or(r.result.units);
         let fee = ChargeFee::new(shown, r.result.events_count, &amount, currency)?;

@@ -276,12 +276,28 @@ impl<const N: usize> EventProperties for [(&str, &str); N] {
 pub struct UsageEvent<'a> {
     key: EventKey,
     properties: &'a dyn EventProperties,
+    precise_total_amount_cents: Option<Decimal>,
 }
 
 impl<'a> UsageEvent<'a> {
     /// An event at `key` with its properties.
     pub fn new(key: EventKey, properties: &'a dyn EventProperties) -> Self {
-        Self { key, properties }
+        Self {
+            key,
+            properties,
+            precise_total_amount_cents: None,
+        }
+    }
+
+    /// The same event carrying its own price (`precise_total_amount_cents`, for `dynamic`).
+    pub fn with_precise_total_amount_cents(mut self, cents: Option<Decimal>) -> Self {
+        self.precise_total_amount_cents = cents;
+        self
+    }
+
+    /// The price the event carries, if any.
+    pub fn precise_total_amount_cents(&self) -> Option<Decimal> {
+        self.precise_total_amount_cents
     }
 
     /// Position in time.
@@ -463,7 +479,12 @@ impl Aggregator {
                     return Ok(());
                 };
                 match kind {
-                    StateKind::Sum(s) => s.fold(value)?,
+                    StateKind::Sum(s) => {
+                        s.fold(value)?;
+                        if let Some(cents) = event.precise_total_amount_cents() {
+                            s.add_precise_total_amount_cents(cents)?;
+                        }
+                    }
                     StateKind::Max(s) => s.fold(value),
                     StateKind::Latest(s) => s.fold(key, value),
                     StateKind::WeightedSum(s) => s.fold(key.timestamp(), value)?,
@@ -496,6 +517,7 @@ impl Aggregator {
             StateKind::Sum(s) => {
                 r.units = s.units();
                 r.events_count = s.events_count();
+                r.precise_total_amount_cents = Some(s.precise_total_amount_cents());
             }
             StateKind::Max(s) => {
                 r.units = s.units();
@@ -604,6 +626,8 @@ pub struct AggregationResult {
     pub variation: Option<Decimal>,
     /// The numeric values in time order, when the aggregator records them.
     pub event_values: Option<Vec<Decimal>>,
+    /// `Σ precise_total_amount_cents` of a sum's events (what a `dynamic` charge bills).
+    pub precise_total_amount_cents: Option<Decimal>,
     /// `(full, prorated)` value per event for prorated graduated pricing.
     pub prorated_events: Option<Vec<(Decimal, Decimal)>>,
 }

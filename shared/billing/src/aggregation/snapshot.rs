@@ -48,6 +48,8 @@ pub enum StateSnapshot {
         sum: Decimal,
         /// Numeric events folded.
         events_count: u64,
+        /// `Σ precise_total_amount_cents` of those events (`dynamic` charges).
+        precise_total_amount_cents: Decimal,
     },
     /// `max_agg`.
     Max {
@@ -96,6 +98,7 @@ impl AggregationState {
             StateKind::Sum(s) => StateSnapshot::Sum {
                 sum: s.units(),
                 events_count: s.events_count(),
+                precise_total_amount_cents: s.precise_total_amount_cents(),
             },
             StateKind::Max(s) => StateSnapshot::Max {
                 max: s.max_value(),
@@ -139,9 +142,17 @@ impl Aggregator {
             (StateSnapshot::Count { events_count }, StateKind::Count(_)) => {
                 StateKind::Count(CountState::from_parts(*events_count))
             }
-            (StateSnapshot::Sum { sum, events_count }, StateKind::Sum(_)) => {
-                StateKind::Sum(SumState::from_parts(*sum, *events_count))
-            }
+            (
+                StateSnapshot::Sum {
+                    sum,
+                    events_count,
+                    precise_total_amount_cents,
+                },
+                StateKind::Sum(_),
+            ) => StateKind::Sum(
+                SumState::from_parts(*sum, *events_count)
+                    .with_precise_total_amount_cents(*precise_total_amount_cents),
+            ),
             (StateSnapshot::Max { max, events_count }, StateKind::Max(_)) => {
                 StateKind::Max(MaxState::from_parts(*max, *events_count))
             }
@@ -248,6 +259,7 @@ mod tests {
         let snapshot = StateSnapshot::Sum {
             sum: dec!(1),
             events_count: 1,
+            precise_total_amount_cents: dec!(0),
         };
         assert_eq!(a.restore(&snapshot), Err(AggregationError::PeriodMismatch));
     }

@@ -45,16 +45,46 @@ impl CountState {
 }
 
 /// `sum_agg`: the sum of numeric values. Zero values count as events (SEMANTICS §2.1).
+/// It also sums the events' `precise_total_amount_cents`, which a `dynamic` charge bills
+/// (SEMANTICS §4.7).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SumState {
     sum: Decimal,
     events_count: u64,
+    precise_total_amount_cents: Decimal,
 }
 
 impl SumState {
     /// A state from its stored parts.
     pub fn from_parts(sum: Decimal, events_count: u64) -> Self {
-        Self { sum, events_count }
+        Self {
+            sum,
+            events_count,
+            precise_total_amount_cents: Decimal::ZERO,
+        }
+    }
+
+    /// The same state with the stored `Σ precise_total_amount_cents`.
+    pub fn with_precise_total_amount_cents(mut self, cents: Decimal) -> Self {
+        self.precise_total_amount_cents = cents;
+        self
+    }
+
+    /// Adds the price an event carries (`precise_total_amount_cents`) to the total.
+    pub fn add_precise_total_amount_cents(
+        &mut self,
+        cents: Decimal,
+    ) -> Result<(), AggregationError> {
+        self.precise_total_amount_cents = self
+            .precise_total_amount_cents
+            .checked_add(cents)
+            .ok_or(AggregationError::Overflow)?;
+        Ok(())
+    }
+
+    /// `Σ precise_total_amount_cents` of the folded events.
+    pub fn precise_total_amount_cents(&self) -> Decimal {
+        self.precise_total_amount_cents
     }
 
     /// Adds one numeric value.
@@ -75,7 +105,7 @@ impl SumState {
             .checked_add(other.sum)
             .ok_or(AggregationError::Overflow)?;
         self.events_count = self.events_count.saturating_add(other.events_count);
-        Ok(())
+        self.add_precise_total_amount_cents(other.precise_total_amount_cents)
     }
 
     /// The units: the sum.
