@@ -1,22 +1,34 @@
 //! `/billable_metrics`: create, list, show, update (including a code change), delete.
 
-use axum::{
-    extract::{Path, State},
-    response::Response,
-};
-use billing::catalog::{Record, metric::BillableMetric};
+use axum::{extract::State, response::Response};
+use billing::catalog::{ValidationErrors, metric::BillableMetric};
 use lago::{
     ApiError,
     dto::billable_metric::{BillableMetricDto, BillableMetricInputDto},
-    http::{self, Paging},
 };
 
 use crate::{
     Deps, Tenant,
-    edge::{Body, Params, store_error},
+    edge::{
+        Body, Key, Params,
+        coded::{self, CodedRecord},
+    },
 };
 
-const RESOURCE: &str = "billable_metric";
+impl CodedRecord for BillableMetric {
+    const ROOT: &'static str = "billable_metric";
+    const PLURAL: &'static str = "billable_metrics";
+    type Input = BillableMetricInputDto;
+    type Output = BillableMetricDto;
+
+    fn create(input: BillableMetricInputDto) -> Result<Self, ValidationErrors> {
+        BillableMetric::new(input.into_create())
+    }
+
+    fn update(&self, input: BillableMetricInputDto) -> Result<Self, ValidationErrors> {
+        BillableMetric::new(input.into_update(self))
+    }
+}
 
 /// `POST /billable_metrics`.
 pub async fn create(
@@ -24,22 +36,7 @@ pub async fn create(
     Tenant(org): Tenant,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let dto: BillableMetricInputDto = http::root_dto(&body, RESOURCE)?;
-    let metric = BillableMetric::new(dto.into_create())?;
-    let now = (deps.clock)();
-    let record = Record {
-        lago_id: (deps.ids)(),
-        created_at: now,
-        updated_at: now,
-        sequential_id: None,
-        version: 1,
-        value: metric,
-    };
-    deps.store
-        .create(&org.id, &record)
-        .await
-        .map_err(|e| store_error(RESOURCE, e))?;
-    Ok(http::ok(RESOURCE, BillableMetricDto::from(&record)))
+    coded::create::<BillableMetric>(&deps, &org, &body).await
 }
 
 /// `GET /billable_metrics`.
@@ -48,71 +45,33 @@ pub async fn list(
     Tenant(org): Tenant,
     Params(query): Params,
 ) -> Result<Response, ApiError> {
-    let paging = Paging::from_query(&query)?;
-    let (records, total) = deps
-        .store
-        .list::<BillableMetric>(&org.id, paging.page, paging.per_page)
-        .await
-        .map_err(|e| store_error(RESOURCE, e))?;
-    let items: Vec<_> = records.iter().map(BillableMetricDto::from).collect();
-    Ok(http::list("billable_metrics", items, paging, total))
+    coded::list::<BillableMetric>(&deps, &org, &query).await
 }
 
 /// `GET /billable_metrics/{code}`.
 pub async fn show(
     State(deps): State<Deps>,
     Tenant(org): Tenant,
-    Path(code): Path<String>,
+    Key(code): Key,
 ) -> Result<Response, ApiError> {
-    let record = deps
-        .store
-        .get::<BillableMetric>(&org.id, &code)
-        .await
-        .map_err(|e| store_error(RESOURCE, e))?;
-    Ok(http::ok(RESOURCE, BillableMetricDto::from(&record)))
+    coded::show::<BillableMetric>(&deps, &org, &code).await
 }
 
 /// `PUT /billable_metrics/{code}`: the sent fields over the current definition.
 pub async fn update(
     State(deps): State<Deps>,
     Tenant(org): Tenant,
-    Path(code): Path<String>,
+    Key(code): Key,
     Body(body): Body,
 ) -> Result<Response, ApiError> {
-    let object = http::root_object(http::parse_body(&body)?, RESOURCE)?;
-    for _ in 0..crate::edge::CONFLICT_RETRIES {
-        let current = deps
-            .store
-            .get::<BillableMetric>(&org.id, &code)
-            .await
-            .map_err(|e| store_error(RESOURCE, e))?;
-        let dto: BillableMetricInputDto = http::from_object(object.clone())?;
-        let metric = BillableMetric::new(dto.into_update(&current.value))?;
-        let record = Record {
-            updated_at: (deps.clock)(),
-            version: current.version + 1,
-            value: metric,
-            ..current
-        };
-        match deps.store.replace(&org.id, &code, &record).await {
-            Ok(()) => return Ok(http::ok(RESOURCE, BillableMetricDto::from(&record))),
-            Err(billing_aws::StoreError::Conflict) => continue,
-            Err(e) => return Err(store_error(RESOURCE, e)),
-        }
-    }
-    Err(ApiError::Unavailable)
+    coded::update::<BillableMetric>(&deps, &org, &code, &body).await
 }
 
 /// `DELETE /billable_metrics/{code}`: returns the deleted metric.
 pub async fn destroy(
     State(deps): State<Deps>,
     Tenant(org): Tenant,
-    Path(code): Path<String>,
+    Key(code): Key,
 ) -> Result<Response, ApiError> {
-    let record = deps
-        .store
-        .delete::<BillableMetric>(&org.id, &code)
-        .await
-        .map_err(|e| store_error(RESOURCE, e))?;
-    Ok(http::ok(RESOURCE, BillableMetricDto::from(&record)))
+    coded::destroy::<BillableMetric>(&deps, &org, &code).await
 }

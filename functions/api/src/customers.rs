@@ -1,9 +1,6 @@
 //! `/customers`: upsert on `external_id`, list, show, delete.
 
-use axum::{
-    extract::{Path, State},
-    response::Response,
-};
+use axum::{extract::State, response::Response};
 use billing::catalog::{Record, customer::Customer, organization::Organization, tax::Tax};
 use billing_aws::StoreError;
 use lago::{
@@ -14,7 +11,7 @@ use lago::{
 
 use crate::{
     Deps, Tenant,
-    edge::{Body, CONFLICT_RETRIES, Params, store_error},
+    edge::{Body, CONFLICT_RETRIES, Key, Params, store_error},
 };
 
 const RESOURCE: &str = "customer";
@@ -154,7 +151,7 @@ pub async fn list(
 pub async fn show(
     State(deps): State<Deps>,
     Tenant(org): Tenant,
-    Path(external_id): Path<String>,
+    Key(external_id): Key,
 ) -> Result<Response, ApiError> {
     let record = deps
         .store
@@ -168,7 +165,7 @@ pub async fn show(
 pub async fn destroy(
     State(deps): State<Deps>,
     Tenant(org): Tenant,
-    Path(external_id): Path<String>,
+    Key(external_id): Key,
 ) -> Result<Response, ApiError> {
     let record = deps
         .store

@@ -1,7 +1,10 @@
-//! Request extractors and the mapping from store errors to Lago errors.
+//! Request extractors and the mapping from store errors to Lago errors; [`coded`] holds the
+//! routes shared by every record addressed by a code.
+
+pub mod coded;
 
 use axum::{
-    extract::{FromRequest, FromRequestParts, Query, Request, State},
+    extract::{FromRequest, FromRequestParts, Path, Query, Request, State},
     http::request::Parts,
     middleware::Next,
     response::{IntoResponse, Response},
@@ -60,6 +63,21 @@ impl<S: Send + Sync> FromRequest<S> for Body {
                 "BadRequest: the request body could not be read".into(),
             )),
         }
+    }
+}
+
+/// A record's key from the path (`{code}`, `{external_id}`), percent-decoded. A segment that
+/// does not decode to UTF-8 is a JSON 400, where axum's own rejection is a text page.
+pub struct Key(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Key {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(key)| Key(key))
+            .map_err(|_| ApiError::BadRequest("BadRequest: invalid path parameter".into()))
     }
 }
 

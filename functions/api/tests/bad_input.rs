@@ -364,7 +364,7 @@ fn mandatory(field: &str) -> Value {
 }
 
 #[tokio::test]
-async fn a_field_of_the_wrong_json_type_is_a_422_naming_the_field_and_writes_nothing() {
+async fn a_metric_field_of_the_wrong_json_type_is_a_422_naming_the_field_and_writes_nothing() {
     // Given an organization with a metric, a tax and a customer
     let api = seeded().await;
     // When a field carries a JSON type its schema does not allow
@@ -417,6 +417,20 @@ async fn a_field_of_the_wrong_json_type_is_a_422_naming_the_field_and_writes_not
                 invalid("aggregation_type"),
                 "numeric aggregation_type on update",
             ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_tax_field_of_the_wrong_json_type_is_a_422_naming_the_field_and_writes_nothing() {
+    // Given an organization with a metric, a tax and a customer
+    let api = seeded().await;
+    // When a field carries a JSON type its schema does not allow
+    // Then the 422 names the field (the top-level field for a nested one) and nothing changes
+    assert_refused(
+        &api,
+        vec![
             post_tax(
                 tax_with("rate", json!(true)),
                 invalid("rate"),
@@ -442,6 +456,20 @@ async fn a_field_of_the_wrong_json_type_is_a_422_naming_the_field_and_writes_not
                 invalid("description"),
                 "numeric description on update",
             ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_customer_field_of_the_wrong_json_type_is_a_422_naming_the_field_and_writes_nothing() {
+    // Given an organization with a metric, a tax and a customer
+    let api = seeded().await;
+    // When a field carries a JSON type its schema does not allow
+    // Then the 422 names the field (the top-level field for a nested one) and nothing changes
+    assert_refused(
+        &api,
+        vec![
             post_customer(
                 json!({"external_id": 42}),
                 invalid("external_id"),
@@ -493,6 +521,21 @@ async fn a_field_of_the_wrong_json_type_is_a_422_naming_the_field_and_writes_not
                 invalid("shipping_address"),
                 "array shipping city on a new customer",
             ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_organization_field_of_the_wrong_json_type_is_a_422_naming_the_field_and_writes_nothing()
+{
+    // Given an organization with a metric, a tax and a customer
+    let api = seeded().await;
+    // When a field carries a JSON type its schema does not allow
+    // Then the 422 names the field (the top-level field for a nested one) and nothing changes
+    assert_refused(
+        &api,
+        vec![
             put_organization(
                 json!({"net_payment_term": "30"}),
                 invalid("net_payment_term"),
@@ -514,7 +557,8 @@ async fn a_field_of_the_wrong_json_type_is_a_422_naming_the_field_and_writes_not
 }
 
 #[tokio::test]
-async fn a_missing_null_or_blank_required_field_is_a_422_value_is_mandatory_and_writes_nothing() {
+async fn a_required_metric_field_left_out_null_or_blank_is_a_422_value_is_mandatory_and_writes_nothing()
+ {
     // Given an organization with a metric, a tax and a customer
     let api = seeded().await;
     // When a required field is absent, null or blank (on create), or set to null or blank
@@ -554,6 +598,22 @@ async fn a_missing_null_or_blank_required_field_is_a_422_value_is_mandatory_and_
                 mandatory("field_name"),
                 "field_name cleared on a sum",
             ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_required_tax_field_left_out_null_or_blank_is_a_422_value_is_mandatory_and_writes_nothing()
+ {
+    // Given an organization with a metric, a tax and a customer
+    let api = seeded().await;
+    // When a required field is absent, null or blank (on create), or set to null or blank
+    // (on update)
+    // Then each such field is reported as mandatory, all at once, and nothing changes
+    assert_refused(
+        &api,
+        vec![
             post_tax(
                 json!({"description": "no required field"}),
                 json!({"name": ["value_is_mandatory"], "code": ["value_is_mandatory"],
@@ -564,6 +624,22 @@ async fn a_missing_null_or_blank_required_field_is_a_422_value_is_mandatory_and_
             put_tax(json!({"rate": null}), mandatory("rate"), "rate set to null"),
             put_tax(json!({"name": null}), mandatory("name"), "name set to null"),
             put_tax(json!({"code": " "}), mandatory("code"), "code set to blank"),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_required_customer_field_left_out_null_or_blank_is_a_422_value_is_mandatory_and_writes_nothing()
+ {
+    // Given an organization with a metric, a tax and a customer
+    let api = seeded().await;
+    // When a required field is absent, null or blank (on create), or set to null or blank
+    // (on update)
+    // Then each such field is reported as mandatory, all at once, and nothing changes
+    assert_refused(
+        &api,
+        vec![
             post_customer(
                 json!({"name": "Jane"}),
                 mandatory("external_id"),
@@ -593,7 +669,8 @@ async fn a_missing_null_or_blank_required_field_is_a_422_value_is_mandatory_and_
 }
 
 #[tokio::test]
-async fn an_invalid_enum_or_format_is_a_422_naming_the_field_and_writes_nothing() {
+async fn a_metric_field_with_an_invalid_enum_or_format_is_a_422_naming_the_field_and_writes_nothing()
+ {
     // Given an organization with a metric, a tax and a customer
     let api = seeded().await;
     // When a field holds a value outside its enum or format
@@ -632,6 +709,20 @@ async fn an_invalid_enum_or_format_is_a_422_naming_the_field_and_writes_nothing(
                 invalid("aggregation_type"),
                 "unknown type on update",
             ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_tax_field_with_an_invalid_enum_or_format_is_a_422_naming_the_field_and_writes_nothing() {
+    // Given an organization with a metric, a tax and a customer
+    let api = seeded().await;
+    // When a field holds a value outside its enum or format
+    // Then the 422 carries Lago's code for that field, and nothing changes
+    assert_refused(
+        &api,
+        vec![
             post_tax(
                 tax_with("rate", json!("twenty")),
                 invalid("rate"),
@@ -652,6 +743,21 @@ async fn an_invalid_enum_or_format_is_a_422_naming_the_field_and_writes_nothing(
                 invalid("rate"),
                 "exponent rate on update",
             ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_customer_field_with_an_invalid_enum_or_format_is_a_422_naming_the_field_and_writes_nothing()
+ {
+    // Given an organization with a metric, a tax and a customer
+    let api = seeded().await;
+    // When a field holds a value outside its enum or format
+    // Then the 422 carries Lago's code for that field, and nothing changes
+    assert_refused(
+        &api,
+        vec![
             post_customer(
                 customer_with("currency", json!("euro")),
                 invalid("currency"),
@@ -728,6 +834,21 @@ async fn an_invalid_enum_or_format_is_a_422_naming_the_field_and_writes_nothing(
                 invalid("currency"),
                 "invalid currency on a new customer",
             ),
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn an_organization_field_with_an_invalid_enum_or_format_is_a_422_naming_the_field_and_writes_nothing()
+ {
+    // Given an organization with a metric, a tax and a customer
+    let api = seeded().await;
+    // When a field holds a value outside its enum or format
+    // Then the 422 carries Lago's code for that field, and nothing changes
+    assert_refused(
+        &api,
+        vec![
             put_organization(
                 json!({"default_currency": "euro"}),
                 invalid("default_currency"),
@@ -1117,4 +1238,112 @@ async fn list_paging_parameters_that_are_not_positive_integers_are_a_422() {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_key_longer_than_any_stored_one_is_the_resources_404_not_a_server_error() {
+    // Given an organization with a metric, a tax and a customer
+    let api = seeded().await;
+    let before = snapshot(&api).await;
+    // A key of 2,000 characters: longer than a code may be, and than DynamoDB's sort key
+    let long = "k".repeat(2_000);
+    let calls = [
+        (Method::GET, "billable_metrics", None, "billable_metric"),
+        (
+            Method::PUT,
+            "billable_metrics",
+            Some(json!({"billable_metric": {"name": "X"}})),
+            "billable_metric",
+        ),
+        (Method::DELETE, "billable_metrics", None, "billable_metric"),
+        (Method::GET, "taxes", None, "tax"),
+        (
+            Method::PUT,
+            "taxes",
+            Some(json!({"tax": {"rate": "1"}})),
+            "tax",
+        ),
+        (Method::DELETE, "taxes", None, "tax"),
+        (Method::GET, "customers", None, "customer"),
+        (Method::DELETE, "customers", None, "customer"),
+    ];
+    for (method, plural, body, resource) in calls {
+        // When a record is addressed by it
+        let path = format!("/api/v1/{plural}/{long}");
+        let reply = api.send(method.clone(), &path, body.as_ref()).await;
+        // Then no such record exists
+        reply.assert_error(
+            404,
+            not_found(resource),
+            &format!("{method} {plural}/<2000 chars>"),
+        );
+    }
+    // When it is sent as a tax code or an external id
+    let reply = api
+        .post(
+            "/api/v1/customers",
+            json!({"customer": {"external_id": "cus_1", "tax_codes": [long]}}),
+        )
+        .await;
+    reply.assert_error(
+        404,
+        not_found("tax"),
+        "tax_codes with a 2000-character code",
+    );
+    let reply = api
+        .post(
+            "/api/v1/customers",
+            json!({"customer": {"external_id": long}}),
+        )
+        .await;
+    reply.assert_error(
+        422,
+        unprocessable(invalid("external_id")),
+        "a 2000-character external_id",
+    );
+    // And nothing changed
+    assert_eq!(
+        snapshot(&api).await,
+        before,
+        "a refused request wrote something"
+    );
+}
+
+#[tokio::test]
+async fn a_path_key_that_is_not_utf8_is_a_json_400() {
+    // Given an organization with a metric, a tax and a customer
+    let api = seeded().await;
+    for (method, path) in [
+        (Method::GET, "/api/v1/taxes/%FF"),
+        (Method::DELETE, "/api/v1/billable_metrics/%C3%28"),
+        (Method::GET, "/api/v1/customers/%FFcus"),
+    ] {
+        // When a path segment decodes to bytes that are not UTF-8
+        let reply = api.send(method.clone(), path, None).await;
+        // Then the answer is a JSON 400 with Lago's `status` and `error`, not a text page
+        let case = format!("{method} {path}");
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{case}: {reply:#?}");
+        assert_eq!(
+            reply.content_type.as_deref(),
+            Some("application/json"),
+            "{case}"
+        );
+        assert_eq!(reply.body["status"], json!(400), "{case}");
+    }
+}
+
+#[tokio::test]
+async fn a_tax_code_repeated_in_tax_codes_applies_the_tax_once() {
+    // Given an organization with tax `vat`
+    let api = Api::start().await;
+    let vat = api.tax("vat").await;
+    // When a customer lists it twice
+    let reply = api
+        .post(
+            "/api/v1/customers",
+            json!({"customer": {"external_id": "cus_1", "tax_codes": ["vat", "vat"]}}),
+        )
+        .await;
+    // Then the tax applies once
+    assert_eq!(reply.ok("customer")["taxes"], json!([vat]), "taxes");
 }

@@ -75,6 +75,16 @@ fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
+/// DynamoDB's limit on a sort key, in bytes.
+const SORT_KEY_BYTES_MAX: usize = 1024;
+
+/// The sort key of a record of kind `T`, or `None` when `key` is too long to be one: no such
+/// record can exist, and DynamoDB would refuse the request with a `ValidationException`.
+fn sort_key<T: Kind>(key: &str) -> Option<String> {
+    let sk = format!("{}{key}", T::PREFIX);
+    (sk.len() <= SORT_KEY_BYTES_MAX).then_some(sk)
+}
+
 impl BillingStore {
     /// A store over `table`.
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
@@ -118,12 +128,15 @@ impl BillingStore {
 
     /// Reads one record by business key (strongly consistent).
     pub async fn get<T: Kind>(&self, org_id: &str, key: &str) -> Result<Record<T>, StoreError> {
+        let Some(sk) = sort_key::<T>(key) else {
+            return Err(StoreError::NotFound);
+        };
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .key("pk", s(org_pk(org_id)))
-            .key("sk", s(format!("{}{key}", T::PREFIX)))
+            .key("sk", s(sk))
             .consistent_read(true)
             .send()
             .await?;
@@ -139,7 +152,12 @@ impl BillingStore {
         keys: &[String],
     ) -> Result<Vec<Record<T>>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
-        // BatchGetItem takes at most 100 keys per call.
+        // BatchGetItem refuses a repeated key and takes at most 100 keys per call.
+        let mut keys = keys.to_vec();
+        keys.sort();
+        keys.dedup();
+        // A key too long to be stored names no record.
+        keys.retain(|k| sort_key::<T>(k).is_some());
         for chunk in keys.chunks(100) {
             let mut request_keys = Vec::with_capacity(chunk.len());
             for key in chunk {
@@ -332,12 +350,15 @@ impl BillingStore {
 
     /// Deletes a record and returns it as it was.
     pub async fn delete<T: Kind>(&self, org_id: &str, key: &str) -> Result<Record<T>, StoreError> {
+        let Some(sk) = sort_key::<T>(key) else {
+            return Err(StoreError::NotFound);
+        };
         let result = self
             .client
             .delete_item()
             .table_name(&self.table)
             .key("pk", s(org_pk(org_id)))
-            .key("sk", s(format!("{}{key}", T::PREFIX)))
+            .key("sk", s(sk))
             .condition_expression("attribute_exists(pk)")
             .return_values(ReturnValue::AllOld)
             .send()

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 use billing::catalog::organization::{
     DocumentNumbering, Organization, OrganizationProfile, OrganizationSettings,
 };
@@ -135,8 +135,15 @@ fn corrupt(e: serde_dynamo::Error) -> StoreError {
 }
 
 impl BillingStore {
-    /// Creates an organization and its first API key in one transaction. `AlreadyExists` if
-    /// the key is already registered (to any organization).
+    /// Creates an organization and its first API key. `AlreadyExists` if the key is already
+    /// registered (to any organization); nothing is left behind then.
+    ///
+    /// Two conditional puts, the key last, rather than a transaction: no key ever points at a
+    /// missing organization, and an organization whose key could not be written is removed
+    /// (or, if that fails too, unreachable). It costs half the write units, and it does not
+    /// lean on the emulator's transactions, which are not isolated: under concurrent requests
+    /// moto answers some of them with a 500, and a cancelled one restores a stale copy of the
+    /// table.
     pub async fn create_organization(
         &self,
         org: &Organization,
@@ -146,6 +153,7 @@ impl BillingStore {
             serde_dynamo::to_item(to_item(org)).map_err(corrupt)?;
         org_item.insert("pk".into(), AttributeValue::S(org_pk(&org.id)));
         org_item.insert("sk".into(), AttributeValue::S("ORG".into()));
+        let org_item = check_size(org_item)?;
         let mut key_item: HashMap<String, AttributeValue> = serde_dynamo::to_item(ApiKeyItem {
             organization_id: org.id.clone(),
             created_at: org.created_at,
@@ -156,26 +164,43 @@ impl BillingStore {
             AttributeValue::S(format!("APIKEY#{}", api_key_digest(api_key))),
         );
         key_item.insert("sk".into(), AttributeValue::S("APIKEY".into()));
-        let put = |item| {
-            Put::builder()
+        self.put_new(org_item).await?;
+        if let Err(e) = self.put_new(key_item).await {
+            let removed = self
+                .client()
+                .delete_item()
                 .table_name(self.table())
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .build()
-                .map_err(|e| StoreError::Unavailable(e.to_string()))
-        };
+                .key("pk", AttributeValue::S(org_pk(&org.id)))
+                .key("sk", AttributeValue::S("ORG".into()))
+                .send()
+                .await;
+            if let Err(cause) = removed {
+                tracing::warn!(
+                    error.cause_chain = %aws_sdk_dynamodb::error::DisplayErrorContext(cause),
+                    organization_id = %org.id,
+                    "an organization without its key was left behind"
+                );
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Writes an item whose key must be new; `AlreadyExists` otherwise.
+    async fn put_new(&self, item: HashMap<String, AttributeValue>) -> Result<(), StoreError> {
         let result = self
             .client()
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put(org_item)?).build())
-            .transact_items(TransactWriteItem::builder().put(put(key_item)?).build())
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
         match result {
             Ok(_) => Ok(()),
             Err(e)
                 if e.as_service_error()
-                    .is_some_and(|s| s.is_transaction_canceled_exception()) =>
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
                 Err(StoreError::AlreadyExists)
             }
