@@ -13,7 +13,7 @@ SHELL := /bin/bash
 
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test lint sam-build bootstrap clean-local
+.PHONY: run test lint sam-build bootstrap clean-local bench
 
 ## run: the AWS emulator on 127.0.0.1:4566 and the local runner on 127.0.0.1:3000 (Ctrl-C stops both)
 run:
@@ -22,6 +22,10 @@ run:
 ## test: lint, sam build, Rust tests, Lago's Python and JavaScript clients against the local stack
 test:
 	.ci/test.sh all
+
+## bench: AWS requests, request units and USD per million events; current-usage latency
+bench:
+	.ci/bench.sh
 
 ## lint: cfn-lint, sam validate --lint, rustfmt, clippy
 lint:

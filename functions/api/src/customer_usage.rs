@@ -18,7 +18,7 @@ use billing::{
     invoice_totals::{TaxRate, TaxSources, fee_taxes},
     money::Currency,
     period::local_date,
-    usage::{BucketFee, price_charge},
+    usage::{BucketFee, price_charge, project_bucket},
 };
 use billing_aws::{StoreError, context::SubscriptionContext};
 use lago::{ApiError, dto::timestamp, http};
@@ -36,6 +36,30 @@ pub async fn current_usage(
     Path(external_customer_id): Path<String>,
     Params(query): Params,
 ) -> Result<Response, ApiError> {
+    let body = usage(&deps, &org, &external_customer_id, &query, false).await?;
+    Ok(http::ok("customer_usage", body))
+}
+
+/// `GET /customers/{external_customer_id}/projected_usage?external_subscription_id=`: current
+/// usage plus each charge projected to the end of the period.
+pub async fn projected_usage(
+    State(deps): State<Deps>,
+    Tenant(org): Tenant,
+    Path(external_customer_id): Path<String>,
+    Params(query): Params,
+) -> Result<Response, ApiError> {
+    let body = usage(&deps, &org, &external_customer_id, &query, true).await?;
+    Ok(http::ok("customer_projected_usage", body))
+}
+
+async fn usage(
+    deps: &Deps,
+    org: &Organization,
+    external_customer_id: &str,
+    query: &[(String, String)],
+    projected: bool,
+) -> Result<Value, ApiError> {
+    let external_customer_id = external_customer_id.to_owned();
     let customer = deps
         .store
         .get::<Customer>(&org.id, &external_customer_id)
@@ -53,7 +77,7 @@ pub async fn current_usage(
         .iter()
         .find(|(k, _)| k == "apply_taxes")
         .is_none_or(|(_, v)| v != "false");
-    let context = SubscriptionContext::load(&deps.store, &org, &external_subscription_id)
+    let context = SubscriptionContext::load(&deps.store, org, &external_subscription_id)
         .await
         .map_err(|e| store_error("subscription", e))?;
     if context.subscriptions.is_empty() {
@@ -78,11 +102,13 @@ pub async fn current_usage(
         .states_upto(&org.id, &external_subscription_id, from)
         .await
         .map_err(|e| store_error("subscription", e))?;
-    let taxes = TaxContext::load(&deps, &org, &customer, &priced.plan.value).await?;
+    let taxes = TaxContext::load(deps, org, &customer, &priced.plan.value).await?;
+    let elapsed_days = u32::try_from((now - from).num_seconds().max(1).saturating_add(86_399) / 86_400).unwrap_or(1);
 
     let mut charges_usage = Vec::new();
-    let (mut amount_cents, mut taxes_amount_cents) = (0i64, 0i64);
+    let (mut amount_cents, mut taxes_amount_cents, mut projected_cents) = (0i64, 0i64, 0i64);
     for (charge, spec) in &priced.charges {
+        let recurring = spec.metric.recurring();
         let usage = billing_aws::usage_pricing::charge_usage(
             usage_store,
             &org.id,
@@ -112,9 +138,29 @@ pub async fn current_usage(
             taxes_amount_cents += t.taxes_amount_cents;
         }
         amount_cents += charge_cents;
-        charges_usage.push(charge_json(charge, spec, &fees, currency));
+        let mut json = charge_json(charge, spec, &fees, currency);
+        if projected {
+            let (mut units, mut cents) = (rust_decimal::Decimal::ZERO, 0i64);
+            for fee in &fees {
+                let (u, c) = project_bucket(
+                    charge,
+                    fee,
+                    recurring,
+                    elapsed_days,
+                    window.charges_duration_days(),
+                    currency,
+                )
+                .map_err(|_| ApiError::Internal)?;
+                units += u;
+                cents += c;
+            }
+            json["projected_units"] = Value::String(decimal(units));
+            json["projected_amount_cents"] = Value::from(cents);
+            projected_cents += cents;
+        }
+        charges_usage.push(json);
     }
-    let body = json!({
+    let mut body = json!({
         "from_datetime": timestamp(from),
         "to_datetime": timestamp(to),
         "issuing_date": local_date(window.to_datetime(), priced.timezone).format("%Y-%m-%d").to_string(),
@@ -125,7 +171,10 @@ pub async fn current_usage(
         "total_amount_cents": amount_cents + taxes_amount_cents,
         "charges_usage": charges_usage,
     });
-    Ok(http::ok("customer_usage", body))
+    if projected {
+        body["projected_amount_cents"] = Value::from(projected_cents);
+    }
+    Ok(body)
 }
 
 fn decimal(d: rust_decimal::Decimal) -> String {

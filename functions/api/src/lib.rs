@@ -24,6 +24,8 @@ mod organizations;
 mod plans;
 mod subscriptions;
 mod taxes;
+mod webhook_endpoints;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -47,8 +49,12 @@ pub struct Deps {
     pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     /// A new Lago id.
     pub ids: Arc<dyn Fn() -> String + Send + Sync>,
-    /// The domain-event bus (invoice events); `None` publishes nothing.
+    /// The public key of JWT webhooks (`GET /webhooks/json_public_key`).
+    pub webhook_public_key: Option<billing_aws::webhook_keys::PublicKeySource>,
+    /// The domain-event bus, where invoice changes are published.
     pub bus: Option<billing_aws::bus::EventBus>,
+    /// The invoice documents bucket; `None`: downloads are unavailable.
+    pub documents: Option<billing_aws::documents::DocumentStore>,
 }
 
 impl Deps {
@@ -59,7 +65,9 @@ impl Deps {
             usage: None,
             clock: Arc::new(Utc::now),
             ids: Arc::new(|| uuid::Uuid::new_v4().to_string()),
+            webhook_public_key: None,
             bus: None,
+            documents: None,
         }
     }
 }
@@ -71,9 +79,24 @@ impl Deps {
         self
     }
 
+    /// Adds the documents bucket, where invoice PDFs are stored.
+    pub fn with_documents(mut self, documents: billing_aws::documents::DocumentStore) -> Self {
+        self.documents = Some(documents);
+        self
+    }
+
     /// Adds the usage table, which current usage reads.
     pub fn with_usage(mut self, usage: billing_aws::usage::UsageStore) -> Self {
         self.usage = Some(usage);
+        self
+    }
+
+    /// Adds where the webhook public key is read from.
+    pub fn with_webhook_public_key(
+        mut self,
+        source: billing_aws::webhook_keys::PublicKeySource,
+    ) -> Self {
+        self.webhook_public_key = Some(source);
         self
     }
 }
@@ -97,6 +120,10 @@ pub fn router(deps: Deps) -> Router {
             get(customer_usage::current_usage),
         )
         .route(
+            "/customers/{external_customer_id}/projected_usage",
+            get(customer_usage::projected_usage),
+        )
+        .route(
             "/customers/{external_customer_id}/past_usage",
             get(invoices::past_usage),
         )
@@ -109,6 +136,7 @@ pub fn router(deps: Deps) -> Router {
         .route("/invoices/{lago_id}/refresh", put(invoices::refresh))
         .route("/invoices/{lago_id}/finalize", put(invoices::finalize))
         .route("/invoices/{lago_id}/void", post(invoices::void))
+        .route("/invoices/{lago_id}/download", post(invoices::download))
         .route("/fees", get(invoices::list_fees))
         .route("/fees/{lago_id}", get(invoices::show_fee))
         .route(
@@ -139,6 +167,19 @@ pub fn router(deps: Deps) -> Router {
                 .put(subscriptions::update)
                 .delete(subscriptions::destroy),
         )
+        .route(
+            "/webhook_endpoints",
+            get(webhook_endpoints::list).post(webhook_endpoints::create),
+        )
+        .route(
+            "/webhook_endpoints/{lago_id}",
+            get(webhook_endpoints::show)
+                .put(webhook_endpoints::update)
+                .delete(webhook_endpoints::destroy),
+        )
+        .route("/webhooks/json_public_key", get(webhooks::json_public_key))
+        .route("/webhooks/public_key", get(webhooks::public_key))
+        .route("/webhooks/hmac_key", get(webhooks::hmac_key))
         .route_layer(middleware::from_fn_with_state(
             deps.clone(),
             edge::authenticate,

@@ -12,7 +12,7 @@ use billing::catalog::{
 use billing_aws::{
     StoreError,
     events::{Claim, StoredEvent},
-    messages::{EVENTS_MESSAGE_VERSION, EventsMessage, QueuedEvent},
+    handoff::{RESEND_WINDOW_MS, enqueue},
 };
 use futures::{StreamExt, stream};
 use lago::{ApiError, dto::event::{EventInputDto, EventView}};
@@ -139,35 +139,6 @@ pub fn view(e: &StoredEvent) -> EventView<'_> {
     }
 }
 
-/// The queue message of one subscription's stored events.
-pub fn message(org: &str, sub: &str, events: &[&StoredEvent]) -> EventsMessage {
-    EventsMessage {
-        v: EVENTS_MESSAGE_VERSION,
-        org: org.to_owned(),
-        sub: sub.to_owned(),
-        events: events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| QueuedEvent {
-                tx: e.transaction_id.clone(),
-                code: e.code.clone(),
-                ts_ms: e.timestamp_ms,
-                seq: u64::try_from(e.created_at_ms)
-                    .unwrap_or(0)
-                    .saturating_mul(1000)
-                    .saturating_add(i as u64),
-                props: serde_json::from_str::<Map<String, Value>>(&e.properties)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| (k.clone(), lago::dto::event::property_text(v)))
-                    .collect(),
-                amt: e.precise_total_amount_cents.clone(),
-            })
-            .collect(),
-    }
-}
-
 /// Validates, stores and queues events; returns them as stored (replays as first stored).
 pub async fn ingest_events(
     deps: &Deps,
@@ -201,19 +172,38 @@ pub async fn ingest_events(
     let mut codes: Vec<String> = events.iter().map(|(e, _, _)| e.code().to_owned()).collect();
     codes.sort();
     codes.dedup();
-    let metrics: HashMap<String, BillableMetric> = deps
+    let mut metrics: HashMap<String, BillableMetric> = HashMap::new();
+    let mut unknown: Vec<String> = Vec::new();
+    for code in codes {
+        match deps.caches.metrics.get(&(org.id.clone(), code.clone())) {
+            Some(m) => {
+                metrics.insert(code, m);
+            }
+            None => unknown.push(code),
+        }
+    }
+    for record in deps
         .billing
-        .get_many::<BillableMetric>(&org.id, &codes)
+        .get_many::<BillableMetric>(&org.id, &unknown)
         .await
         .map_err(|e| wrap(e.into()))?
-        .into_iter()
-        .map(|r| (r.value.code().to_owned(), r.value))
-        .collect();
+    {
+        let code = record.value.code().to_owned();
+        deps.caches
+            .metrics
+            .put((org.id.clone(), code.clone()), record.value.clone());
+        metrics.insert(code, record.value);
+    }
     let mut subs: BTreeMap<String, bool> = BTreeMap::new();
     for (e, _, _) in &events {
         subs.entry(e.external_subscription_id().to_owned()).or_default();
     }
     for (sub, exists) in subs.iter_mut() {
+        let key = (org.id.clone(), sub.clone());
+        if deps.caches.subscriptions.get(&key).is_some() {
+            *exists = true;
+            continue;
+        }
         let found = deps
             .billing
             .subscriptions_by_external_id(&org.id, sub)
@@ -222,6 +212,9 @@ pub async fn ingest_events(
         *exists = found.iter().any(|s| {
             !matches!(s.value.status(), SubscriptionStatus::Canceled)
         });
+        if *exists {
+            deps.caches.subscriptions.put(key, ());
+        }
     }
     for (i, (e, _, _)) in events.iter().enumerate() {
         let Some(metric) = metrics.get(e.code()) else {
@@ -349,7 +342,9 @@ pub async fn ingest_events(
     }
 
     // 5. Queue what was stored, and replays that may not have reached the queue.
-    enqueue(deps, &org.id, &to_send, &flagged).await.map_err(wrap)?;
+    enqueue(&deps.events, &deps.queue, &org.id, &to_send, &flagged)
+        .await
+        .map_err(|e| wrap(IngestError::Unavailable(e.to_string())))?;
     if let Some(f) = failure {
         return Err(wrap(f));
     }
@@ -367,57 +362,3 @@ fn conflict() -> ValidationErrors {
     ValidationErrors(vec![FieldError::new("transaction_id", "value_already_exist")])
 }
 
-/// How long after an event was stored a replay may resend it blindly: inside SQS's five-minute
-/// deduplication window (with a margin), a resend of a message that did arrive is dropped.
-pub const RESEND_WINDOW_MS: i64 = 4 * 60 * 1000;
-
-/// Sends events, one message per event (so every send of an event carries the same
-/// deduplication id, whoever sends it). On failure marks them `unsent` for the sweep and the
-/// client's retry, and reports the request as unavailable; resent events leave the index.
-pub async fn enqueue(
-    deps: &Deps,
-    org: &str,
-    events: &[StoredEvent],
-    flagged: &[bool],
-) -> Result<(), IngestError> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let messages: Vec<EventsMessage> = events
-        .iter()
-        .map(|e| message(org, &e.external_subscription_id, &[e]))
-        .collect();
-    let failed: Vec<usize> = match deps.queue.send(&messages).await {
-        Ok(_) => Vec::new(),
-        Err(e) => {
-            tracing::error!(error.cause_chain = %e, "enqueue failed");
-            e.indexes
-        }
-    };
-    for (i, event) in events.iter().enumerate() {
-        let was_flagged = flagged.get(i).copied().unwrap_or(false);
-        let result = if failed.contains(&i) {
-            if was_flagged {
-                Ok(())
-            } else {
-                deps.events.mark_unsent(event).await
-            }
-        } else if was_flagged {
-            deps.events.clear_unsent(event).await
-        } else {
-            Ok(())
-        };
-        if let Err(e) = result {
-            // Within the resend window the client's retry still resends it.
-            tracing::error!(error.cause_chain = %e, transaction_id = %event.transaction_id, "could not update the unsent mark");
-        }
-    }
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(IngestError::Unavailable(format!(
-            "{} event(s) not queued",
-            failed.len()
-        )))
-    }
-}

@@ -8,18 +8,17 @@
 //! ## Layout
 //! - [`router`]: the routes, behind bearer authentication.
 //! - `ingest_events`: the use case: validate, claim, enqueue.
-//! - [`sweep`]: resends events whose hand-off to the queue failed.
 //!
 //! ## Architecture Invariants
 //! - A refused request writes nothing: every event of a request is validated (fields, window,
 //!   metric, subscription, conflicts with stored events) before the first write.
 //! - An accepted event (200) is stored and queued. If queueing fails the event is marked
-//!   `unsent` and the request fails with 503: the client's retry or the sweep resends it, with
+//!   `unsent` and the request fails with 503: the client's retry or the `sweep` function resends it, with
 //!   the same FIFO deduplication id, so it is aggregated once.
 //! - An identical replay is an idempotent 200; the same identity with another payload is a 422.
 
+mod cache;
 mod ingest_events;
-pub mod sweep;
 
 use std::sync::Arc;
 
@@ -53,6 +52,19 @@ pub struct Deps {
     pub queue: EventQueue,
     /// Now.
     pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    /// Lookups repeated by every request, kept for a minute in a warm container.
+    caches: Arc<Caches>,
+}
+
+/// What [`cache::TtlCache`] keeps for ingestion.
+#[derive(Debug, Default)]
+struct Caches {
+    /// API-key digest to organization.
+    tenants: cache::TtlCache<String, Organization>,
+    /// (organization, metric code) to metric.
+    metrics: cache::TtlCache<(String, String), billing::catalog::metric::BillableMetric>,
+    /// (organization, external subscription id) known to exist.
+    subscriptions: cache::TtlCache<(String, String), ()>,
 }
 
 impl Deps {
@@ -63,14 +75,22 @@ impl Deps {
             events,
             queue,
             clock: Arc::new(Utc::now),
+            caches: Arc::new(Caches::default()),
         }
     }
 }
 
 impl TenantResolver for Deps {
     async fn resolve(&self, api_key: &str) -> Result<Option<Organization>, ApiError> {
+        let digest = billing_aws::dynamo::organizations::api_key_digest(api_key);
+        if let Some(org) = self.caches.tenants.get(&digest) {
+            return Ok(Some(org));
+        }
         match self.billing.organization_for_key(api_key).await {
-            Ok(org) => Ok(Some(org)),
+            Ok(org) => {
+                self.caches.tenants.put(digest, org.clone());
+                Ok(Some(org))
+            }
             Err(StoreError::NotFound) => Ok(None),
             Err(e) => Err(store_error("organization", e)),
         }

@@ -84,13 +84,16 @@ impl SubscriptionContext {
             let plan = store
                 .get::<Plan>(&org.id, sub.value.effective_plan_code())
                 .await?;
-            let missing: Vec<String> = plan
+            // Several charges may price one metric: ask for each code once.
+            let mut missing: Vec<String> = plan
                 .value
                 .charges()
                 .iter()
                 .map(|c| c.billable_metric_code().to_owned())
                 .filter(|c| !metrics.contains_key(c))
                 .collect();
+            missing.sort();
+            missing.dedup();
             for m in store.get_many::<BillableMetric>(&org.id, &missing).await? {
                 metrics.insert(m.value.code().to_owned(), m.value);
             }

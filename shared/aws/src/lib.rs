@@ -7,6 +7,8 @@
 //! - [`config`]: typed configuration from the environment, loaded once.
 //! - [`infra`]: the tables, queues and bus, one source of truth shared with `template.yaml`.
 //! - [`provision`]: creates those resources in an emulator (the local stack and the tests).
+//! - [`webhook_keys`]: the webhook signing key pair in Secrets Manager.
+//! - [`redelivery`]: postponing a failed SQS message (retry backoff).
 //! - [`dynamo`]: the billing table: organizations and API keys, metrics, customers, taxes,
 //!   plans, subscriptions, invoices and the billing schedule (the clock's due index).
 //! - [`billing_queue`]: the FIFO queue from the billing clock to the invoice worker.
@@ -23,14 +25,18 @@ pub mod billing_queue;
 pub mod bus;
 pub mod config;
 pub mod context;
+pub mod documents;
 pub mod dynamo;
 pub mod events;
+pub mod handoff;
 pub mod infra;
 pub mod messages;
 pub mod provision;
 pub mod queue;
+pub mod redelivery;
 pub mod telemetry;
 pub mod usage;
 pub mod usage_pricing;
+pub mod webhook_keys;
 
 pub use dynamo::{BillingStore, StoreError};

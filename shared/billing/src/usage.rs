@@ -161,6 +161,47 @@ pub enum PricingError {
     Charge(#[from] crate::charge_model::ChargeError),
 }
 
+/// The properties that price a bucket: a filter's own, else the charge's.
+fn bucket_properties(
+    charge: &crate::catalog::plan::Charge,
+    bucket: crate::aggregation::filters::Bucket,
+) -> &crate::charge_model::ChargeProperties {
+    match bucket {
+        crate::aggregation::filters::Bucket::Filter(i) => charge
+            .filters()
+            .get(i)
+            .map_or(charge.properties(), |f| f.properties()),
+        crate::aggregation::filters::Bucket::Default => charge.properties(),
+    }
+}
+
+/// Projects a bucket's usage to the end of its period (Lago's projected usage): metered units
+/// grow linearly with the days elapsed, `units × period days / elapsed days`, rounded to two
+/// decimals; recurring units stay as they are. Returns the projected units and their price in
+/// cents.
+pub fn project_bucket(
+    charge: &crate::catalog::plan::Charge,
+    fee: &BucketFee,
+    recurring: bool,
+    elapsed_days: u32,
+    period_days: u32,
+    currency: crate::money::Currency,
+) -> Result<(rust_decimal::Decimal, i64), PricingError> {
+    use crate::charge_model::{PricingInput, fee::ChargeFee, price};
+    use rust_decimal::{Decimal, RoundingStrategy};
+    let units = fee.fee.units();
+    let projected = if recurring || elapsed_days == 0 {
+        units
+    } else {
+        (units * Decimal::from(period_days) / Decimal::from(elapsed_days))
+            .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
+    };
+    let input = PricingInput::new(projected).with_events_count(fee.fee.events_count());
+    let amount = price(bucket_properties(charge, fee.bucket).model(), &input, currency)?;
+    let priced = ChargeFee::new(projected, fee.fee.events_count(), &amount, currency)?;
+    Ok((projected, priced.amount().cents()))
+}
+
 /// Prices a charge's usage, one fee per bucket and group: each filter bucket with the
 /// filter's properties, the default bucket with the charge's own.
 pub fn price_charge(
@@ -169,22 +210,13 @@ pub fn price_charge(
     charges_duration_days: u32,
     currency: crate::money::Currency,
 ) -> Result<Vec<BucketFee>, PricingError> {
-    use crate::{
-        aggregation::filters::Bucket,
-        charge_model::{PricingInput, fee::ChargeFee, price},
-    };
+    use crate::charge_model::{PricingInput, fee::ChargeFee, price};
     let results = usage
         .results(rust_decimal::Decimal::ZERO, charges_duration_days)
         .map_err(UsageError::from)?;
     let mut fees = Vec::with_capacity(results.len());
     for r in results {
-        let properties = match r.bucket {
-            Bucket::Filter(i) => charge
-                .filters()
-                .get(i)
-                .map_or(charge.properties(), |f| f.properties()),
-            Bucket::Default => charge.properties(),
-        };
+        let properties = bucket_properties(charge, r.bucket);
         let mut input = PricingInput::new(r.result.units).with_events_count(r.result.events_count);
         if let Some(full) = r.result.full_units_number {
             input = input.with_full_units_number(full);

@@ -13,7 +13,9 @@
 //! - Local-only routes (`/health`, later `/_local/*`) are mounted here and never in a function.
 
 pub mod billing_run;
+pub mod metering;
 pub mod organization;
+pub mod webhooks;
 pub mod worker;
 
 use axum::{

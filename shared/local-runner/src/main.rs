@@ -1,5 +1,6 @@
 //! `local-runner serve` runs the stack; `local-runner create-organization --name N` prints a
-//! new organization's API key (against `BILLING_TABLE` if set, else the local stack's table).
+//! new organization's API key (against `BILLING_TABLE` if set, else the local stack's table);
+//! `local-runner create-webhook-keys --stack S` makes a deployed stack's webhook signing keys.
 
 use std::time::Duration;
 
@@ -33,7 +34,23 @@ async fn main() -> anyhow::Result<()> {
             println!("{key}");
             Ok(())
         }
-        Some(other) => bail!("unknown command {other}; use `serve` or `create-organization`"),
+        Some("create-webhook-keys") => {
+            // The JWT webhook key pair of a deployed stack, made once before its first deploy
+            // (the local stack makes its own when it provisions). Prints the public key.
+            let stack = flag(&args, "--stack").context("--stack <stack name> is required")?;
+            let public_pem = billing_aws::webhook_keys::Secrets::new(&sdk)
+                .ensure_key_pair(
+                    &infra::WEBHOOK_PRIVATE_KEY.name(&stack),
+                    &infra::WEBHOOK_PUBLIC_KEY.name(&stack),
+                )
+                .await?;
+            eprintln!("webhook signing keys ready in {stack}/webhook-*-key");
+            println!("{public_pem}");
+            Ok(())
+        }
+        Some(other) => bail!(
+            "unknown command {other}; use `serve`, `create-organization` or `create-webhook-keys`"
+        ),
     }
 }
 
@@ -65,14 +82,23 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
     };
     let org = organization::ensure(&store, "Local", &key).await?;
 
-    let ingest_deps = ingest::Deps::new(store.clone(), events, queue);
+    let ingest_deps = ingest::Deps::new(store.clone(), events.clone(), queue.clone());
     let aggregate_deps = aggregate::Deps {
         billing: store.clone(),
         usage: usage.clone(),
     };
     let api_deps = api::Deps::new(store)
         .with_usage(usage)
-        .with_bus(billing_aws::bus::EventBus::new(sdk, var(infra::BUS.env_var)?));
+        .with_bus(billing_aws::bus::EventBus::new(sdk, var(infra::BUS.env_var)?))
+        .with_documents(billing_aws::documents::DocumentStore::new(
+            sdk,
+            var(infra::DOCUMENTS_BUCKET.env_var)?,
+        ));
+    let api_deps =
+        api_deps.with_webhook_public_key(billing_aws::webhook_keys::PublicKeySource::secret(
+            billing_aws::webhook_keys::Secrets::new(sdk),
+            var(infra::WEBHOOK_PUBLIC_KEY.env_var)?,
+        ));
     let drainer = local_runner::worker::Drainer::new(
         QueuePoller::new(
             aws_sdk_sqs::Client::new(sdk),
@@ -102,6 +128,38 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
     };
     let app = local_runner::app(api_deps, ingest_deps.clone(), drainer)
         .merge(local_runner::billing_run::routes(billing.clone()));
+
+    // Webhooks: the dispatcher as the Lambda is configured, its issuer this runner's URL.
+    let webhook_queue_url = var(infra::WEBHOOK_QUEUE.env_var)?;
+    let issuer = format!(
+        "http://{}",
+        std::env::var("LOCAL_HTTP_ADDR").unwrap_or_else(|_| "127.0.0.1:3000".into())
+    );
+    let dispatch_deps = webhook_dispatch::Deps::from_config(
+        sdk,
+        &webhook_dispatch::Config {
+            billing_table: var(infra::BILLING_TABLE.env_var)?,
+            queue_url: webhook_queue_url.clone(),
+            private_key: webhook_dispatch::PrivateKey::Secret(var(
+                infra::WEBHOOK_PRIVATE_KEY.env_var
+            )?),
+            api_url: issuer,
+        },
+    )
+    .await?
+    // The poller below decides when a failed webhook comes back.
+    .with_backoff(webhook_dispatch::Backoff::NONE);
+    let app = app.merge(local_runner::webhooks::routes(
+        local_runner::webhooks::WebhookDrainer::new(
+            QueuePoller::new(
+                aws_sdk_sqs::Client::new(sdk),
+                webhook_queue_url.clone(),
+                Duration::ZERO,
+                Duration::ZERO,
+            ),
+            dispatch_deps.clone(),
+        ),
+    ));
     let (billing_stop, billing_stop_rx) = tokio::sync::watch::channel(false);
     let billing_clock = tokio::spawn(billing.hourly(billing_stop_rx));
 
@@ -144,8 +202,29 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
             tokio::select! {
                 _ = stop.changed() => break,
                 _ = every.tick() => {
-                    if let Err(e) = ingest::sweep::sweep(&ingest_deps).await {
+                    if let Err(e) = sweep::sweep(&events, &queue).await {
                         tracing::error!(error.cause_chain = %e, "sweep failed");
+                    }
+                }
+            }
+        }
+    });
+    let mut stop = stop_rx.clone();
+    // Locally a failed webhook comes back after 10 s, until the queue's redrive moves it.
+    let webhook_poller = QueuePoller::new(
+        aws_sdk_sqs::Client::new(sdk),
+        webhook_queue_url,
+        Duration::from_secs(10),
+        Duration::from_secs(1),
+    );
+    let dispatching = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => break,
+                r = webhook_poller.poll_once(|e| webhook_dispatch::handler(&dispatch_deps, e)) => {
+                    if let Err(e) = r {
+                        tracing::error!(error.cause_chain = ?e, "webhook queue poll failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                     }
                 }
             }
@@ -159,6 +238,6 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
     let _ = stop_tx.send(true);
     let _ = billing_stop.send(true);
     let _ = billing_clock.await;
-    let _ = tokio::join!(aggregating, sweeping);
+    let _ = tokio::join!(aggregating, sweeping, dispatching);
     Ok(())
 }

@@ -11,6 +11,7 @@ mod mapping;
 pub mod organizations;
 pub mod plans;
 pub mod subscriptions;
+pub mod webhook_endpoints;
 
 use std::collections::HashMap;
 
@@ -88,8 +89,13 @@ fn sort_key<T: Kind>(key: &str) -> Option<String> {
 impl BillingStore {
     /// A store over `table`.
     pub fn new(sdk: &aws_config::SdkConfig, table: impl Into<String>) -> Self {
+        Self::with_client(Client::new(sdk), table)
+    }
+
+    /// A store over `table` with a given client (benchmarks meter it, tests inject faults).
+    pub fn with_client(client: Client, table: impl Into<String>) -> Self {
         Self {
-            client: Client::new(sdk),
+            client,
             table: table.into(),
         }
     }
