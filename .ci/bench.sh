@@ -37,4 +37,6 @@ if [[ -z "${AWS_ENDPOINT_URL:-}" ]]; then
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 fi
 
-cargo run --release -p local-runner --bin bench
+# Built with the workspace's features (as the tests build it), so the SDK crates are reused.
+cargo build --release --workspace --bins
+"${CARGO_TARGET_DIR:-$root/target}/release/bench"

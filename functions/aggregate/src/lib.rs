@@ -50,7 +50,10 @@ fn parse(record: &SqsMessage) -> Result<Incoming, String> {
         .message_id
         .clone()
         .ok_or_else(|| "message without id".to_owned())?;
-    let body = record.body.as_deref().ok_or_else(|| "empty body".to_owned())?;
+    let body = record
+        .body
+        .as_deref()
+        .ok_or_else(|| "empty body".to_owned())?;
     let message: EventsMessage =
         serde_json::from_str(body).map_err(|e| format!("unreadable body: {e}"))?;
     if message.v != billing_aws::messages::EVENTS_MESSAGE_VERSION {
@@ -74,7 +77,11 @@ pub async fn handler(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
             Err(reason) => {
                 tracing::error!(
                     message_id = records[i].message_id.as_deref().unwrap_or(""),
-                    receive_count = records[i].attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or(""),
+                    receive_count = records[i]
+                        .attributes
+                        .get("ApproximateReceiveCount")
+                        .map(String::as_str)
+                        .unwrap_or(""),
                     reason,
                     "poison message"
                 );
@@ -86,7 +93,10 @@ pub async fn handler(deps: &Deps, event: SqsEvent) -> SqsBatchResponse {
         let mut j = i + 1;
         while j < records.len() {
             match parse(&records[j]) {
-                Ok(m) if m.message.org == group[0].message.org && m.message.sub == group[0].message.sub => {
+                Ok(m)
+                    if m.message.org == group[0].message.org
+                        && m.message.sub == group[0].message.sub =>
+                {
                     group.push(m);
                     j += 1;
                 }

@@ -9,12 +9,7 @@ use axum::{
 };
 use billing::{
     aggregation::{charge_usage::GroupKey, filters::Bucket},
-    catalog::{
-        Record,
-        customer::Customer,
-        organization::Organization,
-        tax::Tax,
-    },
+    catalog::{Record, customer::Customer, organization::Organization, tax::Tax},
     invoice_totals::{TaxRate, TaxSources, fee_taxes},
     money::Currency,
     period::local_date,
@@ -97,13 +92,16 @@ async fn usage(
         .map_err(|_| ApiError::Internal)?;
     let from = window.charges_from_datetime();
     let to = window.charges_to_datetime();
-    let currency = Currency::parse(priced.plan.value.amount_currency()).map_err(|_| ApiError::Internal)?;
+    let currency =
+        Currency::parse(priced.plan.value.amount_currency()).map_err(|_| ApiError::Internal)?;
     let states = usage_store
         .states_upto(&org.id, &external_subscription_id, from)
         .await
         .map_err(|e| store_error("subscription", e))?;
     let taxes = TaxContext::load(deps, org, &customer, &priced.plan.value).await?;
-    let elapsed_days = u32::try_from((now - from).num_seconds().max(1).saturating_add(86_399) / 86_400).unwrap_or(1);
+    let elapsed_days =
+        u32::try_from((now - from).num_seconds().max(1).saturating_add(86_399) / 86_400)
+            .unwrap_or(1);
 
     let mut charges_usage = Vec::new();
     let (mut amount_cents, mut taxes_amount_cents, mut projected_cents) = (0i64, 0i64, 0i64);
@@ -125,11 +123,12 @@ async fn usage(
             }
             _ => ApiError::Internal,
         })?;
-        let fees = price_charge(charge, &usage, window.charges_duration_days(), currency)
-            .map_err(|e| {
+        let fees = price_charge(charge, &usage, window.charges_duration_days(), currency).map_err(
+            |e| {
                 tracing::error!(error.cause_chain = %e, charge = charge.code(), "pricing failed");
                 ApiError::Internal
-            })?;
+            },
+        )?;
         let charge_cents: i64 = fees.iter().map(|f| f.fee.amount().cents()).sum();
         let rates = taxes.for_charge(charge.tax_codes());
         if apply_taxes && !rates.is_empty() {
@@ -179,7 +178,11 @@ async fn usage(
 
 fn decimal(d: rust_decimal::Decimal) -> String {
     let n = d.normalize();
-    if n.scale() == 0 { format!("{n}.0") } else { n.to_string() }
+    if n.scale() == 0 {
+        format!("{n}.0")
+    } else {
+        n.to_string()
+    }
 }
 
 fn group_object(keys: &[String], group: &GroupKey) -> Value {
@@ -219,7 +222,10 @@ fn charge_json(
                 let (units, total, events, cents) = sum(&fs);
                 let (values, name) = match bucket {
                     Bucket::Filter(i) => charge.filters().get(i).map_or((json!({}), None), |f| {
-                        (json!(f.values()), f.invoice_display_name().map(str::to_owned))
+                        (
+                            json!(f.values()),
+                            f.invoice_display_name().map(str::to_owned),
+                        )
                     }),
                     Bucket::Default => (Value::Null, None),
                 };
@@ -307,7 +313,10 @@ impl TaxContext {
             .map(|t| (t.value.code().to_owned(), TaxRate::from_tax(&t.value)))
             .collect();
         let pick = |codes: &[String]| -> Vec<TaxRate> {
-            codes.iter().filter_map(|c| by_code.get(c).cloned()).collect()
+            codes
+                .iter()
+                .filter_map(|c| by_code.get(c).cloned())
+                .collect()
         };
         Ok(Self {
             plan: pick(plan.tax_codes()),

@@ -68,7 +68,10 @@ fn query_values<'a>(query: &'a [(String, String)], keys: &[&str]) -> Vec<&'a str
         .collect()
 }
 
-fn date_param(query: &[(String, String)], key: &'static str) -> Result<Option<NaiveDate>, ApiError> {
+fn date_param(
+    query: &[(String, String)],
+    key: &'static str,
+) -> Result<Option<NaiveDate>, ApiError> {
     match query_value(query, key) {
         None => Ok(None),
         Some(v) => NaiveDate::parse_from_str(v, "%Y-%m-%d")
@@ -122,7 +125,15 @@ async fn extended(
         .await
         .map_err(invoicing_error)?;
     let customer = customer_of(deps, org_id, &record.value).await?;
-    let file_url = None;
+    let file_url = match (&deps.documents, &record.value.file_key) {
+        (Some(documents), Some(key)) => Some(
+            documents
+                .presigned_url(key)
+                .await
+                .map_err(|e| store_error("invoice", e))?,
+        ),
+        _ => None,
+    };
     Ok(http::ok(
         RESOURCE,
         invoice_json(&catalog, customer.as_ref(), record, file_url),
@@ -170,7 +181,12 @@ fn visible(
     }
     let payments = query_values(
         query,
-        &["payment_status", "payment_status[]", "payment_statuses[]", "payment_statuses"],
+        &[
+            "payment_status",
+            "payment_status[]",
+            "payment_statuses[]",
+            "payment_statuses",
+        ],
     );
     if !payments.is_empty() && !payments.contains(&i.payment_status.as_str()) {
         return Ok(false);
@@ -218,7 +234,10 @@ fn visible(
         return Ok(false);
     }
     for (key, value) in query {
-        if let Some(k) = key.strip_prefix("metadata[").and_then(|k| k.strip_suffix(']')) {
+        if let Some(k) = key
+            .strip_prefix("metadata[")
+            .and_then(|k| k.strip_suffix(']'))
+        {
             let found = i.metadata.iter().find(|m| m.key == k);
             let ok = match found {
                 Some(m) => &m.value == value,
@@ -260,7 +279,10 @@ async fn list_invoices(
         ))
     });
     let total = matching.len();
-    let skip = paging.page.saturating_sub(1).saturating_mul(paging.per_page);
+    let skip = paging
+        .page
+        .saturating_sub(1)
+        .saturating_mul(paging.per_page);
     let catalog = Catalog::load(&deps.store, &org.id)
         .await
         .map_err(invoicing_error)?;
@@ -355,10 +377,9 @@ pub async fn refresh(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let deps_i = invoicing_deps(&deps).await?;
-    let record =
-        invoicing::refresh_invoice::refresh_invoice(&deps_i, &org.id, &id, (deps.clock)())
-            .await
-            .map_err(invoicing_error)?;
+    let record = invoicing::refresh_invoice::refresh_invoice(&deps_i, &org.id, &id, (deps.clock)())
+        .await
+        .map_err(invoicing_error)?;
     extended(&deps, &org.id, &record).await
 }
 
@@ -386,6 +407,27 @@ pub async fn void(
     let record = invoicing::void_invoice::void_invoice(&deps_i, &org.id, &id, (deps.clock)())
         .await
         .map_err(invoicing_error)?;
+    extended(&deps, &org.id, &record).await
+}
+
+/// `POST /invoices/{lago_id}/download`: renders the PDF (once), stores it, and answers the
+/// invoice with its `file_url`. Only finalized (or voided) invoices have a document.
+pub async fn download(
+    State(deps): State<Deps>,
+    Tenant(org): Tenant,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let documents = deps.documents.clone().ok_or(ApiError::Internal)?;
+    let deps_i = invoicing_deps(&deps).await?;
+    let record = invoicing::invoice_document::store_document(
+        &deps_i,
+        &documents,
+        &org.id,
+        &id,
+        (deps.clock)(),
+    )
+    .await
+    .map_err(invoicing_error)?;
     extended(&deps, &org.id, &record).await
 }
 
@@ -431,7 +473,10 @@ pub async fn list_fees(
         }
     }
     let total = items.len();
-    let skip = paging.page.saturating_sub(1).saturating_mul(paging.per_page);
+    let skip = paging
+        .page
+        .saturating_sub(1)
+        .saturating_mul(paging.per_page);
     let page: Vec<Value> = items.into_iter().skip(skip).take(paging.per_page).collect();
     Ok(http::list("fees", page, paging, total))
 }
@@ -484,16 +529,29 @@ pub async fn past_usage(
         .filter(|r| {
             r.value.external_customer_id == external_customer_id
                 && r.value.external_subscription_id == external_subscription_id
-                && matches!(r.value.status, InvoiceState::Finalized | InvoiceState::Draft)
-                && r.value.fees.iter().any(|f| matches!(f.item, FeeItem::Charge { .. }))
+                && matches!(
+                    r.value.status,
+                    InvoiceState::Finalized | InvoiceState::Draft
+                )
+                && r.value
+                    .fees
+                    .iter()
+                    .any(|f| matches!(f.item, FeeItem::Charge { .. }))
         })
         .collect();
-    matching.sort_by(|a, b| b.value.charges_from_datetime.cmp(&a.value.charges_from_datetime));
+    matching.sort_by(|a, b| {
+        b.value
+            .charges_from_datetime
+            .cmp(&a.value.charges_from_datetime)
+    });
     if let Some(n) = periods {
         matching.truncate(usize::try_from(n.max(0)).unwrap_or(0));
     }
     let total = matching.len();
-    let skip = paging.page.saturating_sub(1).saturating_mul(paging.per_page);
+    let skip = paging
+        .page
+        .saturating_sub(1)
+        .saturating_mul(paging.per_page);
     let items: Vec<Value> = matching
         .into_iter()
         .skip(skip)

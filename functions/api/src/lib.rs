@@ -132,7 +132,10 @@ pub fn router(deps: Deps) -> Router {
             get(invoices::list_for_customer),
         )
         .route("/invoices", get(invoices::list))
-        .route("/invoices/{lago_id}", get(invoices::show).put(invoices::update))
+        .route(
+            "/invoices/{lago_id}",
+            get(invoices::show).put(invoices::update),
+        )
         .route("/invoices/{lago_id}/refresh", put(invoices::refresh))
         .route("/invoices/{lago_id}/finalize", put(invoices::finalize))
         .route("/invoices/{lago_id}/void", post(invoices::void))

@@ -1,6 +1,8 @@
 //! The API Lambda: wires configuration, the SDK clients and the router, then serves.
 
-use billing_aws::{BillingStore, bus::EventBus, config, usage::UsageStore};
+use billing_aws::{
+    BillingStore, bus::EventBus, config, documents::DocumentStore, usage::UsageStore,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -9,7 +11,18 @@ async fn main() -> Result<(), lambda_http::Error> {
     let sdk = config::sdk_config().await;
     let store = BillingStore::new(&sdk, config.billing_table);
     let usage = UsageStore::new(&sdk, config::required("USAGE_TABLE")?);
-    lambda_http::run(api::router(api::Deps::new(store)
-        .with_usage(usage)
-        .with_bus(EventBus::new(&sdk, config::required("EVENT_BUS_NAME")?)))).await
+    lambda_http::run(api::router(
+        api::Deps::new(store)
+            .with_usage(usage)
+            .with_bus(EventBus::new(&sdk, config::required("EVENT_BUS_NAME")?))
+            .with_webhook_public_key(billing_aws::webhook_keys::PublicKeySource::secret(
+                billing_aws::webhook_keys::Secrets::new(&sdk),
+                config::required("WEBHOOK_PUBLIC_KEY_SECRET")?,
+            ))
+            .with_documents(DocumentStore::new(
+                &sdk,
+                config::required("DOCUMENTS_BUCKET")?,
+            )),
+    ))
+    .await
 }

@@ -49,6 +49,8 @@ use crate::{
 
 const RESOURCE: &str = "subscription";
 
+mod events;
+
 fn bump(
     record: &Record<Subscription>,
     value: Subscription,
@@ -420,7 +422,10 @@ pub async fn create(
             customer: customer_update.as_ref(),
         };
         match deps.store.write_subscriptions(&org.id, &change).await {
-            Ok(()) => return extended(&deps, &org, &answer, now).await,
+            Ok(()) => {
+                events::publish_changes(&deps, &org, &family.subscriptions, &writes, now).await;
+                return extended(&deps, &org, &answer, now).await;
+            }
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(store_error(RESOURCE, e)),
         }
@@ -672,7 +677,10 @@ pub async fn destroy(
             customer: None,
         };
         match deps.store.write_subscriptions(&org.id, &change).await {
-            Ok(()) => return plain(&deps, &org, &answer, now).await,
+            Ok(()) => {
+                events::publish_changes(&deps, &org, &family.subscriptions, &writes, now).await;
+                return plain(&deps, &org, &answer, now).await;
+            }
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(store_error(RESOURCE, e)),
         }

@@ -13,9 +13,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         queue: BillingQueue::new(&sdk, config::required("BILLING_QUEUE_URL")?),
     };
     let deps = &deps;
-    lambda_runtime::run(service_fn(move |e: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
-        billing_clock::handler(deps, e.payload, chrono::Utc::now()).await?;
-        Ok::<(), lambda_runtime::Error>(())
-    }))
+    lambda_runtime::run(service_fn(
+        move |e: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
+            billing_clock::handler(deps, e.payload, chrono::Utc::now()).await?;
+            Ok::<(), lambda_runtime::Error>(())
+        },
+    ))
     .await
 }

@@ -3,10 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use billing::catalog::{
-    FieldError, ValidationErrors,
-    event::Event,
-    metric::BillableMetric,
-    organization::Organization,
+    FieldError, ValidationErrors, event::Event, metric::BillableMetric, organization::Organization,
     subscription::SubscriptionStatus,
 };
 use billing_aws::{
@@ -15,7 +12,10 @@ use billing_aws::{
     handoff::{RESEND_WINDOW_MS, enqueue},
 };
 use futures::{StreamExt, stream};
-use lago::{ApiError, dto::event::{EventInputDto, EventView}};
+use lago::{
+    ApiError,
+    dto::event::{EventInputDto, EventView},
+};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -81,7 +81,9 @@ impl IngestError {
             }
             IngestError::NotFound(i, field, resource) if batch => {
                 let mut errors = ValidationErrors::default();
-                errors.0.push(FieldError::new(field, not_found_code(resource)));
+                errors
+                    .0
+                    .push(FieldError::new(field, not_found_code(resource)));
                 let mut map = Map::new();
                 map.insert(i.to_string(), Value::Object(details(&errors)));
                 ApiError::Validation(map)
@@ -146,7 +148,13 @@ pub async fn ingest_events(
     dtos: Vec<EventInputDto>,
     batch: bool,
 ) -> Result<Vec<StoredEvent>, IngestError> {
-    let wrap = |e: IngestError| if batch { IngestError::Batch(Box::new(e)) } else { e };
+    let wrap = |e: IngestError| {
+        if batch {
+            IngestError::Batch(Box::new(e))
+        } else {
+            e
+        }
+    };
     let now = (deps.clock)();
 
     // 1. Fields and time window.
@@ -196,7 +204,8 @@ pub async fn ingest_events(
     }
     let mut subs: BTreeMap<String, bool> = BTreeMap::new();
     for (e, _, _) in &events {
-        subs.entry(e.external_subscription_id().to_owned()).or_default();
+        subs.entry(e.external_subscription_id().to_owned())
+            .or_default();
     }
     for (sub, exists) in subs.iter_mut() {
         let key = (org.id.clone(), sub.clone());
@@ -209,9 +218,9 @@ pub async fn ingest_events(
             .subscriptions_by_external_id(&org.id, sub)
             .await
             .map_err(|e| wrap(e.into()))?;
-        *exists = found.iter().any(|s| {
-            !matches!(s.value.status(), SubscriptionStatus::Canceled)
-        });
+        *exists = found
+            .iter()
+            .any(|s| !matches!(s.value.status(), SubscriptionStatus::Canceled));
         if *exists {
             deps.caches.subscriptions.put(key, ());
         }
@@ -220,7 +229,11 @@ pub async fn ingest_events(
         let Some(metric) = metrics.get(e.code()) else {
             return Err(wrap(IngestError::NotFound(i, "code", "billable_metric")));
         };
-        if !subs.get(e.external_subscription_id()).copied().unwrap_or(false) {
+        if !subs
+            .get(e.external_subscription_id())
+            .copied()
+            .unwrap_or(false)
+        {
             return Err(wrap(IngestError::NotFound(
                 i,
                 "external_subscription_id",
@@ -253,7 +266,10 @@ pub async fn ingest_events(
         .collect();
     let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
     for (i, r) in records.iter().enumerate() {
-        let id = (r.external_subscription_id.as_str(), r.transaction_id.as_str());
+        let id = (
+            r.external_subscription_id.as_str(),
+            r.transaction_id.as_str(),
+        );
         match first_of.get(&id) {
             Some(&j) if records[j].payload_digest != r.payload_digest => {
                 invalid.push((i, conflict()));
@@ -276,7 +292,12 @@ pub async fn ingest_events(
         // each before the first write.
         let ids: Vec<(&str, &str)> = unique
             .iter()
-            .map(|r| (r.transaction_id.as_str(), r.external_subscription_id.as_str()))
+            .map(|r| {
+                (
+                    r.transaction_id.as_str(),
+                    r.external_subscription_id.as_str(),
+                )
+            })
             .collect();
         let stored: HashMap<(String, String), String> = deps
             .events
@@ -284,11 +305,19 @@ pub async fn ingest_events(
             .await
             .map_err(|e| wrap(e.into()))?
             .into_iter()
-            .map(|s| ((s.external_subscription_id, s.transaction_id), s.payload_digest))
+            .map(|s| {
+                (
+                    (s.external_subscription_id, s.transaction_id),
+                    s.payload_digest,
+                )
+            })
             .collect();
         for (i, r) in records.iter().enumerate() {
             let id = (r.external_subscription_id.clone(), r.transaction_id.clone());
-            if stored.get(&id).is_some_and(|digest| *digest != r.payload_digest) {
+            if stored
+                .get(&id)
+                .is_some_and(|digest| *digest != r.payload_digest)
+            {
                 invalid.push((i, conflict()));
             }
         }
@@ -359,6 +388,8 @@ pub async fn ingest_events(
 }
 
 fn conflict() -> ValidationErrors {
-    ValidationErrors(vec![FieldError::new("transaction_id", "value_already_exist")])
+    ValidationErrors(vec![FieldError::new(
+        "transaction_id",
+        "value_already_exist",
+    )])
 }
-

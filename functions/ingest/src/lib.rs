@@ -149,7 +149,10 @@ async fn create(
         .await
         .map_err(IngestError::into_api_error)?;
     let event = stored.pop().ok_or(ApiError::Internal)?;
-    Ok(http::ok("event", EventDto::from(ingest_events::view(&event))))
+    Ok(http::ok(
+        "event",
+        EventDto::from(ingest_events::view(&event)),
+    ))
 }
 
 /// `POST /events/batch`.
@@ -209,5 +212,8 @@ async fn show(
         .await
         .map_err(|e| store_error("event", e))?;
     let event = events.first().ok_or(ApiError::NotFound("event"))?;
-    Ok(http::ok("event", EventDto::from(ingest_events::view(event))))
+    Ok(http::ok(
+        "event",
+        EventDto::from(ingest_events::view(event)),
+    ))
 }

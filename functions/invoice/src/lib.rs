@@ -32,7 +32,10 @@ pub fn deps_from_env(sdk: &aws_config::SdkConfig) -> Result<Deps, config::Missin
 }
 
 fn parse(record: &SqsMessage) -> Result<(BillingMessage, DateTime<Utc>), String> {
-    let body = record.body.as_deref().ok_or_else(|| "empty body".to_owned())?;
+    let body = record
+        .body
+        .as_deref()
+        .ok_or_else(|| "empty body".to_owned())?;
     let message: BillingMessage =
         serde_json::from_str(body).map_err(|e| format!("unreadable body: {e}"))?;
     if message.v != BILLING_MESSAGE_VERSION {

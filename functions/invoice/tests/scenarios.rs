@@ -41,13 +41,17 @@ async fn a_calendar_month_in_arrears_started_mid_month_is_prorated_then_billed_i
     let s = basic("Acme").await;
     let customer = s.customer("cus", "UTC", None).await;
     s.now("2024-01-15T10:00:00Z");
-    s.subscribe("sub", "cus", "basic", "calendar", "2024-01-15T10:00:00Z").await;
+    s.subscribe("sub", "cus", "basic", "calendar", "2024-01-15T10:00:00Z")
+        .await;
     s.usage("sub", "calls", "2024-01-20T12:00:00Z", 10).await;
     s.usage("sub", "calls", "2024-02-10T12:00:00Z", 4).await;
 
     // When the clock fires at the start of February, then March.
     s.bill("2024-01-31T23:00:00Z").await;
-    assert!(s.invoices_of("sub").await.is_empty(), "nothing is due before 1 Feb");
+    assert!(
+        s.invoices_of("sub").await.is_empty(),
+        "nothing is due before 1 Feb"
+    );
     s.bill("2024-02-01T00:00:00Z").await;
     s.bill("2024-03-01T00:00:00Z").await;
 
@@ -92,7 +96,11 @@ async fn a_calendar_month_in_arrears_started_mid_month_is_prorated_then_billed_i
     let one = s.ok(Method::GET, &format!("/fees/{id}"), None).await;
     assert_eq!(one["fee"]["amount_cents"], 500);
     let fees = s
-        .ok(Method::GET, "/fees?fee_type=charge&external_subscription_id=sub", None)
+        .ok(
+            Method::GET,
+            "/fees?fee_type=charge&external_subscription_id=sub",
+            None,
+        )
         .await;
     assert_eq!(fees["meta"]["total_count"], 2);
     let past = s
@@ -119,7 +127,8 @@ async fn an_anniversary_on_the_31st_in_advance_follows_the_last_day_of_short_mon
         .await;
     s.customer("cus", "UTC", None).await;
     s.now("2024-01-31T08:00:00Z");
-    s.subscribe("sub", "cus", "adv", "anniversary", "2024-01-31T08:00:00Z").await;
+    s.subscribe("sub", "cus", "adv", "anniversary", "2024-01-31T08:00:00Z")
+        .await;
     s.usage("sub", "calls", "2024-02-10T00:00:00Z", 2).await;
 
     s.bill("2024-01-31T09:00:00Z").await;
@@ -129,7 +138,10 @@ async fn an_anniversary_on_the_31st_in_advance_follows_the_last_day_of_short_mon
     assert_eq!(invoices.len(), 3);
     // Start: in advance + anniversary bills the whole first period, 31 Jan – 28 Feb (the 2024
     // anniversary in February is its last day, the 29th, so the period ends the day before).
-    assert_eq!(invoices[0]["billing_periods"][0]["invoicing_reason"], "subscription_starting");
+    assert_eq!(
+        invoices[0]["billing_periods"][0]["invoicing_reason"],
+        "subscription_starting"
+    );
     assert_eq!(
         subscription_fee(&invoices[0]),
         (
@@ -169,16 +181,21 @@ async fn an_anniversary_on_the_31st_in_advance_follows_the_last_day_of_short_mon
 async fn weekly_quarterly_and_yearly_plans_prorate_their_first_period() {
     let s = Scenario::start("Acme").await;
     s.plan("weekly", "weekly", 700, false, json!({}), &[]).await;
-    s.plan("quarterly", "quarterly", 9100, false, json!({}), &[]).await;
-    s.plan("yearly", "yearly", 36600, true, json!({}), &[]).await;
+    s.plan("quarterly", "quarterly", 9100, false, json!({}), &[])
+        .await;
+    s.plan("yearly", "yearly", 36600, true, json!({}), &[])
+        .await;
     s.customer("cus", "UTC", None).await;
     // Weekly from Wednesday 3 Jan 2024; quarterly from 10 Feb; yearly in advance from 15 Mar.
     s.now("2024-01-03T00:00:00Z");
-    s.subscribe("w", "cus", "weekly", "calendar", "2024-01-03T00:00:00Z").await;
+    s.subscribe("w", "cus", "weekly", "calendar", "2024-01-03T00:00:00Z")
+        .await;
     s.now("2024-02-10T00:00:00Z");
-    s.subscribe("q", "cus", "quarterly", "calendar", "2024-02-10T00:00:00Z").await;
+    s.subscribe("q", "cus", "quarterly", "calendar", "2024-02-10T00:00:00Z")
+        .await;
     s.now("2024-03-15T00:00:00Z");
-    s.subscribe("y", "cus", "yearly", "calendar", "2024-03-15T00:00:00Z").await;
+    s.subscribe("y", "cus", "yearly", "calendar", "2024-03-15T00:00:00Z")
+        .await;
 
     s.bill("2024-01-08T00:00:00Z").await;
     s.bill("2024-01-15T00:00:00Z").await;
@@ -215,14 +232,25 @@ async fn weekly_quarterly_and_yearly_plans_prorate_their_first_period() {
 async fn a_trial_delays_the_first_advance_fee_to_its_end() {
     // Given `trial`, 3100 a month in advance with a 10-day trial, from 15 Jan (anniversary).
     let s = Scenario::start("Acme").await;
-    s.plan("trial", "monthly", 3100, true, json!({"trial_period": 10}), &[])
-        .await;
+    s.plan(
+        "trial",
+        "monthly",
+        3100,
+        true,
+        json!({"trial_period": 10}),
+        &[],
+    )
+    .await;
     s.customer("cus", "UTC", None).await;
     s.now("2024-01-15T00:00:00Z");
-    s.subscribe("sub", "cus", "trial", "anniversary", "2024-01-15T00:00:00Z").await;
+    s.subscribe("sub", "cus", "trial", "anniversary", "2024-01-15T00:00:00Z")
+        .await;
 
     s.bill("2024-01-15T01:00:00Z").await;
-    assert!(s.invoices_of("sub").await.is_empty(), "nothing while the trial runs");
+    assert!(
+        s.invoices_of("sub").await.is_empty(),
+        "nothing while the trial runs"
+    );
     s.bill("2024-01-25T00:00:00Z").await;
     s.bill("2024-02-15T00:00:00Z").await;
     let invoices = s.invoices_of("sub").await;
@@ -230,7 +258,10 @@ async fn a_trial_delays_the_first_advance_fee_to_its_end() {
     // Trial end 25 Jan → 25 Jan – 14 Feb = 21 days of the 31-day period: 21 × 3100/31 = 2100.
     // (The fee's dates are the period's boundaries, as Lago stores them; the trial only
     // shortens the days billed.)
-    assert_eq!(invoices[0]["billing_periods"][0]["invoicing_reason"], "subscription_starting");
+    assert_eq!(
+        invoices[0]["billing_periods"][0]["invoicing_reason"],
+        "subscription_starting"
+    );
     assert_eq!(
         subscription_fee(&invoices[0]),
         (
@@ -249,13 +280,18 @@ async fn an_upgrade_bills_both_plans_for_their_days_and_a_downgrade_waits_for_th
     s.customer("cus", "UTC", None).await;
     // Upgrade: basic from 1 Feb, pro from 10 Mar 12:00.
     s.now("2024-02-01T00:00:00Z");
-    s.subscribe("up", "cus", "basic", "calendar", "2024-02-01T00:00:00Z").await;
+    s.subscribe("up", "cus", "basic", "calendar", "2024-02-01T00:00:00Z")
+        .await;
     // Downgrade: pro from 1 Feb, basic asked for on 10 Mar.
-    s.subscribe("down", "cus", "pro", "calendar", "2024-02-01T00:00:00Z").await;
+    s.subscribe("down", "cus", "pro", "calendar", "2024-02-01T00:00:00Z")
+        .await;
     s.bill("2024-03-01T00:00:00Z").await;
     s.now("2024-03-10T12:00:00Z");
-    s.subscribe("up", "cus", "pro", "calendar", "2024-02-01T00:00:00Z").await;
-    let pending = s.subscribe("down", "cus", "basic", "calendar", "2024-02-01T00:00:00Z").await;
+    s.subscribe("up", "cus", "pro", "calendar", "2024-02-01T00:00:00Z")
+        .await;
+    let pending = s
+        .subscribe("down", "cus", "basic", "calendar", "2024-02-01T00:00:00Z")
+        .await;
     assert_eq!(pending["downgrade_plan_date"], "2024-04-01");
 
     s.bill("2024-03-10T13:00:00Z").await;
@@ -263,7 +299,11 @@ async fn an_upgrade_bills_both_plans_for_their_days_and_a_downgrade_waits_for_th
     s.bill("2024-05-01T00:00:00Z").await;
 
     let up = s.invoices_of("up").await;
-    assert_eq!(up.len(), 4, "February, the upgrade, pro's March, pro's April");
+    assert_eq!(
+        up.len(),
+        4,
+        "February, the upgrade, pro's March, pro's April"
+    );
     // February on basic: 29 days × 3100/29 = 3100.
     assert_eq!(subscription_fee(&up[0]).0, 3100);
     // basic terminated by the upgrade on 10 Mar 12:00: ceil(9.5 days) = 10, minus the upgrade
@@ -327,7 +367,8 @@ async fn a_termination_bills_the_days_up_to_it() {
     let s = basic("Acme").await;
     s.customer("cus", "UTC", None).await;
     s.now("2024-02-01T00:00:00Z");
-    s.subscribe("sub", "cus", "basic", "calendar", "2024-02-01T00:00:00Z").await;
+    s.subscribe("sub", "cus", "basic", "calendar", "2024-02-01T00:00:00Z")
+        .await;
     s.usage("sub", "calls", "2024-03-05T00:00:00Z", 6).await;
     s.bill("2024-03-01T00:00:00Z").await;
     s.now("2024-03-20T10:00:00Z");
@@ -337,25 +378,34 @@ async fn a_termination_bills_the_days_up_to_it() {
     let invoices = s.invoices_of("sub").await;
     assert_eq!(invoices.len(), 2, "nothing after the termination invoice");
     let term = &invoices[1];
-    assert_eq!(term["billing_periods"][0]["invoicing_reason"], "subscription_terminating");
+    assert_eq!(
+        term["billing_periods"][0]["invoicing_reason"],
+        "subscription_terminating"
+    );
     // 1 Mar – 20 Mar 10:00 = ceil(19.4 days) = 20 days × 3100/31 = 2000; 6 calls = 300;
     // VAT 20 % of 2300 = 460.
     assert_eq!(subscription_fee(term).0, 2000);
     assert_eq!(fee(term, "charge")["amount_cents"], 300);
-    assert_eq!(term["billing_periods"][0]["charges_to_datetime"], "2024-03-20T10:00:00Z");
+    assert_eq!(
+        term["billing_periods"][0]["charges_to_datetime"],
+        "2024-03-20T10:00:00Z"
+    );
     assert_eq!(totals(term), (2300, 460, 2760));
 }
 
 #[tokio::test]
 async fn far_timezones_bill_at_their_local_midnight() {
     let s = Scenario::start("Acme").await;
-    s.plan("basic", "monthly", 3100, false, json!({}), &[]).await;
+    s.plan("basic", "monthly", 3100, false, json!({}), &[])
+        .await;
     // Kiritimati is UTC+14, Pago Pago UTC-11: both start on their local 15 Jan.
     s.customer("kiri", "Pacific/Kiritimati", None).await;
     s.customer("pago", "Pacific/Pago_Pago", None).await;
     s.now("2024-01-15T12:00:00Z");
-    s.subscribe("k", "kiri", "basic", "calendar", "2024-01-14T10:00:00Z").await;
-    s.subscribe("p", "pago", "basic", "calendar", "2024-01-15T11:00:00Z").await;
+    s.subscribe("k", "kiri", "basic", "calendar", "2024-01-14T10:00:00Z")
+        .await;
+    s.subscribe("p", "pago", "basic", "calendar", "2024-01-15T11:00:00Z")
+        .await;
 
     // Kiritimati's 1 Feb starts at 31 Jan 10:00 UTC.
     s.bill("2024-01-31T09:59:59Z").await;
@@ -387,7 +437,8 @@ async fn a_clock_firing_twice_and_two_workers_on_one_unit_make_one_invoice() {
     let s = basic("Acme").await;
     s.customer("cus", "UTC", None).await;
     s.now("2024-01-01T00:00:00Z");
-    s.subscribe("sub", "cus", "basic", "calendar", "2024-01-01T00:00:00Z").await;
+    s.subscribe("sub", "cus", "basic", "calendar", "2024-01-01T00:00:00Z")
+        .await;
 
     // The clock fires twice for 1 Feb before any worker runs: the queue deduplicates, and
     // whatever it delivers, one invoice exists.
@@ -408,7 +459,10 @@ async fn a_clock_firing_twice_and_two_workers_on_one_unit_make_one_invoice() {
     assert!(a.batch_item_failures.is_empty() && b.batch_item_failures.is_empty());
     let invoices = s.invoices_of("sub").await;
     assert_eq!(invoices.len(), 2);
-    assert_eq!(invoices[1]["sequential_id"], 2, "one number for one invoice");
+    assert_eq!(
+        invoices[1]["sequential_id"], 2,
+        "one number for one invoice"
+    );
 }
 
 #[tokio::test]
@@ -417,8 +471,14 @@ async fn twenty_drafts_finalized_at_once_take_numbers_one_to_twenty() {
     s.customer("cus", "UTC", Some(1)).await;
     s.now("2024-01-01T00:00:00Z");
     for i in 0..20 {
-        s.subscribe(&format!("sub{i:02}"), "cus", "basic", "calendar", "2024-01-01T00:00:00Z")
-            .await;
+        s.subscribe(
+            &format!("sub{i:02}"),
+            "cus",
+            "basic",
+            "calendar",
+            "2024-01-01T00:00:00Z",
+        )
+        .await;
     }
     s.bill("2024-02-01T00:00:00Z").await;
     let list = s
@@ -432,7 +492,10 @@ async fn twenty_drafts_finalized_at_once_take_numbers_one_to_twenty() {
         .collect();
     assert_eq!(ids.len(), 20);
     s.now("2024-02-01T06:00:00Z");
-    let paths: Vec<String> = ids.iter().map(|id| format!("/invoices/{id}/finalize")).collect();
+    let paths: Vec<String> = ids
+        .iter()
+        .map(|id| format!("/invoices/{id}/finalize"))
+        .collect();
     let finalized =
         futures::future::join_all(paths.iter().map(|p| s.call(Method::PUT, p, None))).await;
     let mut seq: Vec<u64> = finalized
@@ -459,7 +522,8 @@ async fn a_late_event_changes_a_draft_on_refresh_and_never_a_finalized_invoice()
     let s = basic("Acme").await;
     s.customer("cus", "UTC", Some(3)).await;
     s.now("2024-01-01T00:00:00Z");
-    s.subscribe("sub", "cus", "basic", "calendar", "2024-01-01T00:00:00Z").await;
+    s.subscribe("sub", "cus", "basic", "calendar", "2024-01-01T00:00:00Z")
+        .await;
     s.usage("sub", "calls", "2024-01-10T00:00:00Z", 10).await;
     s.bill("2024-02-01T00:00:00Z").await;
     let draft = &s.invoices_of("sub").await[0];
@@ -510,7 +574,9 @@ async fn a_late_event_changes_a_draft_on_refresh_and_never_a_finalized_invoice()
         .await;
     assert_eq!(paid["invoice"]["payment_status"], "succeeded");
     assert_eq!(paid["invoice"]["metadata"][0]["value"], "42");
-    let (status, body) = s.call(Method::POST, &format!("/invoices/{id}/void"), None).await;
+    let (status, body) = s
+        .call(Method::POST, &format!("/invoices/{id}/void"), None)
+        .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body:#}");
     s.ok(
         Method::PUT,
@@ -518,12 +584,21 @@ async fn a_late_event_changes_a_draft_on_refresh_and_never_a_finalized_invoice()
         Some(json!({"invoice": {"payment_status": "failed"}})),
     )
     .await;
-    let voided = s.ok(Method::POST, &format!("/invoices/{id}/void"), None).await;
+    let voided = s
+        .ok(Method::POST, &format!("/invoices/{id}/void"), None)
+        .await;
     assert_eq!(voided["invoice"]["status"], "voided");
-    assert_eq!(voided["invoice"]["sequential_id"], 1, "a voided invoice keeps its number");
+    assert_eq!(
+        voided["invoice"]["sequential_id"], 1,
+        "a voided invoice keeps its number"
+    );
     // Filters: by status and issuing date.
     let voided_list = s
-        .ok(Method::GET, "/invoices?status=voided&issuing_date_from=2024-02-04", None)
+        .ok(
+            Method::GET,
+            "/invoices?status=voided&issuing_date_from=2024-02-04",
+            None,
+        )
         .await;
     assert_eq!(voided_list["meta"]["total_count"], 1);
     let none = s

@@ -11,10 +11,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let events = EventStore::new(&sdk, config::required("EVENTS_TABLE")?);
     let queue = EventQueue::new(&sdk, config::required("EVENTS_QUEUE_URL")?);
     let (events, queue) = (&events, &queue);
-    lambda_runtime::run(service_fn(move |_: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
-        let report = sweep::sweep(events, queue).await?;
-        tracing::info!(found = report.found, resent = report.resent, "sweep done");
-        Ok::<(), lambda_runtime::Error>(())
-    }))
+    lambda_runtime::run(service_fn(
+        move |_: LambdaEvent<EventBridgeEvent<serde_json::Value>>| async move {
+            let report = sweep::sweep(events, queue).await?;
+            tracing::info!(found = report.found, resent = report.resent, "sweep done");
+            Ok::<(), lambda_runtime::Error>(())
+        },
+    ))
     .await
 }

@@ -128,7 +128,8 @@ impl SubscriptionContext {
                 sub.value.subscription_at(),
                 timezone,
             );
-            let mut dates = SubscriptionDates::new(schedule, plan.value.pay_in_advance(), started_at);
+            let mut dates =
+                SubscriptionDates::new(schedule, plan.value.pay_in_advance(), started_at);
             if let Some(t) = sub.value.terminated_at() {
                 dates = dates.terminated_at(t);
             }
@@ -150,7 +151,10 @@ impl SubscriptionContext {
     pub fn at(&self, t: DateTime<Utc>) -> Option<&PricedSubscription> {
         self.subscriptions.iter().rev().find(|s| {
             s.subscription.value.started_at().is_some_and(|st| st <= t)
-                && s.subscription.value.terminated_at().is_none_or(|end| t <= end)
+                && s.subscription
+                    .value
+                    .terminated_at()
+                    .is_none_or(|end| t <= end)
         })
     }
 

@@ -78,7 +78,10 @@ pub struct EventStore {
 
 fn key(org: &str, txid: &str, sub: &str) -> HashMap<String, AttributeValue> {
     HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(format!("EVT#{org}#{txid}"))),
+        (
+            "pk".to_owned(),
+            AttributeValue::S(format!("EVT#{org}#{txid}")),
+        ),
         ("sk".to_owned(), AttributeValue::S(sub.to_owned())),
     ])
 }
@@ -90,6 +93,9 @@ const BATCH_GET_MAX: usize = 100;
 
 /// How many times one chunk of keys is asked for while some stay unprocessed.
 const BATCH_GET_ATTEMPTS: usize = 5;
+
+/// SQS FIFO's deduplication interval.
+const DEDUPLICATION_WINDOW_MS: i64 = 5 * 60 * 1000;
 
 fn corrupt(e: serde_dynamo::Error) -> StoreError {
     StoreError::Corrupt(e.to_string())
@@ -244,6 +250,53 @@ impl EventStore {
             }
         }
         Ok(out)
+    }
+
+    /// Claims the delivery of a FIFO queue message for the local stack, which must drop a
+    /// resent message as SQS does and the emulator does not: SQS does not deliver a message
+    /// whose deduplication id was sent within the previous five minutes, even once the first
+    /// one is deleted, while the emulator forgets a deduplication id with its message.
+    ///
+    /// Returns `true` when the message is the first of its deduplication id in the window, or a
+    /// redelivery of that first message (same message id): deliver it. `false` for a
+    /// duplicate: drop it. `scope` names the queue. One conditional write per message; the
+    /// deployed system never calls this (SQS deduplicates by itself).
+    pub async fn claim_delivery(
+        &self,
+        scope: &str,
+        deduplication_id: &str,
+        message_id: &str,
+        sent_at_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(
+                "pk",
+                AttributeValue::S(format!("DELIVERY#{scope}#{deduplication_id}")),
+            )
+            .item("sk", AttributeValue::S("-".into()))
+            .item("mid", AttributeValue::S(message_id.to_owned()))
+            .item("sent", AttributeValue::N(sent_at_ms.to_string()))
+            .condition_expression("attribute_not_exists(pk) OR mid = :mid OR sent < :window_start")
+            .expression_attribute_values(":mid", AttributeValue::S(message_id.to_owned()))
+            .expression_attribute_values(
+                ":window_start",
+                AttributeValue::N((sent_at_ms - DEDUPLICATION_WINDOW_MS).to_string()),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Records that the event's hand-off to the queue failed, so the sweep resends it.

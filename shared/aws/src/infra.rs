@@ -1,5 +1,6 @@
 //! The one source of truth for the resources the local stack creates: tables with their keys,
-//! indexes and TTL, queues with their dead-letter queues, and the event bus.
+//! indexes and TTL, queues with their dead-letter queues, the event bus and its rules, and the
+//! names of the secrets functions read.
 //!
 //! `template.yaml` declares the same resources for AWS; the test
 //! `shared/aws/tests/template_matches_infra.rs` fails when the two disagree, so the local stack
@@ -128,6 +129,23 @@ pub const EVENTS_QUEUE: QueueSpec = QueueSpec {
     fifo: true,
 };
 
+/// Domain events on their way to the organizations' webhook endpoints, fed by [`WEBHOOK_RULE`].
+/// Standard (not FIFO): deliveries are independent and each carries its own unique key. The
+/// dispatcher postpones a failed delivery with a growing visibility timeout; after
+/// `max_receive_count` attempts the message parks in the DLQ. The visibility timeout is six
+/// times the dispatcher's 30 s timeout, as Lambda recommends for SQS sources.
+pub const WEBHOOK_QUEUE: QueueSpec = QueueSpec {
+    logical_id: "WebhookQueue",
+    dlq_logical_id: "WebhookDeadLetterQueue",
+    env_var: "WEBHOOK_QUEUE_URL",
+    dlq_env_var: "WEBHOOK_DLQ_URL",
+    name_suffix: "webhooks",
+    visibility_timeout_s: 180,
+    max_receive_count: 8,
+    dlq_retention_s: 1_209_600,
+    fifo: false,
+};
+
 /// Units of billing work (one external subscription id at one instant), from the billing
 /// clock to the invoice worker. FIFO: the deduplication id `(subscription, billing instant)`
 /// drops a second clock run for the same instant, and one message group per subscription
@@ -146,7 +164,7 @@ pub const BILLING_QUEUE: QueueSpec = QueueSpec {
 };
 
 /// Every queue of the stack.
-pub const QUEUES: [QueueSpec; 2] = [EVENTS_QUEUE, BILLING_QUEUE];
+pub const QUEUES: [QueueSpec; 3] = [EVENTS_QUEUE, WEBHOOK_QUEUE, BILLING_QUEUE];
 
 /// The domain-event bus.
 pub const BUS: BusSpec = BusSpec {
@@ -154,3 +172,102 @@ pub const BUS: BusSpec = BusSpec {
     env_var: "EVENT_BUS_NAME",
     name_suffix: "bus",
 };
+
+/// An EventBridge rule on [`BUS`] that sends matching events to a queue. The queue's policy
+/// lets only this rule send to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleSpec {
+    /// The CloudFormation logical id of the rule.
+    pub logical_id: &'static str,
+    /// Suffix of the physical name (`<prefix>-<suffix>`).
+    pub name_suffix: &'static str,
+    /// The `source` it matches.
+    pub source: &'static str,
+    /// The `detail-type` it matches.
+    pub detail_type: &'static str,
+    /// The queue it sends to.
+    pub target: QueueSpec,
+    /// The target's id within the rule.
+    pub target_id: &'static str,
+    /// The CloudFormation logical id of the target queue's policy.
+    pub queue_policy_logical_id: &'static str,
+}
+
+impl RuleSpec {
+    /// The physical rule name under `prefix`.
+    pub fn name(&self, prefix: &str) -> String {
+        format!("{prefix}-{}", self.name_suffix)
+    }
+
+    /// The event pattern, as EventBridge reads it.
+    pub fn event_pattern(&self) -> String {
+        format!(
+            r#"{{"source":["{}"],"detail-type":["{}"]}}"#,
+            self.source, self.detail_type
+        )
+    }
+}
+
+/// Webhook-bearing domain events to the webhook dispatcher's queue.
+pub const WEBHOOK_RULE: RuleSpec = RuleSpec {
+    logical_id: "WebhookRule",
+    name_suffix: "webhooks",
+    source: crate::bus::EVENT_SOURCE,
+    detail_type: crate::bus::DETAIL_TYPE,
+    target: WEBHOOK_QUEUE,
+    target_id: "WebhookQueue",
+    queue_policy_logical_id: "WebhookQueuePolicy",
+};
+
+/// Every rule of the stack.
+pub const RULES: [RuleSpec; 1] = [WEBHOOK_RULE];
+
+/// A Secrets Manager secret the stack reads but does not create from its template: its value
+/// is made once (by provisioning locally, by an operator on AWS).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecretSpec {
+    /// The environment variable that carries the secret's name to functions.
+    pub env_var: &'static str,
+    /// Suffix of the name (`<prefix>/<suffix>`).
+    pub name_suffix: &'static str,
+}
+
+impl SecretSpec {
+    /// The secret's name under `prefix`.
+    pub fn name(&self, prefix: &str) -> String {
+        format!("{prefix}/{}", self.name_suffix)
+    }
+}
+
+/// The RSA private key (PKCS#8 PEM) that signs JWT webhooks; only the dispatcher reads it.
+pub const WEBHOOK_PRIVATE_KEY: SecretSpec = SecretSpec {
+    env_var: "WEBHOOK_PRIVATE_KEY_SECRET",
+    name_suffix: "webhook-private-key",
+};
+
+/// Its public key (PEM), served by `GET /webhooks/json_public_key`; only the API reads it.
+pub const WEBHOOK_PUBLIC_KEY: SecretSpec = SecretSpec {
+    env_var: "WEBHOOK_PUBLIC_KEY_SECRET",
+    name_suffix: "webhook-public-key",
+};
+
+/// An S3 bucket: private, encrypted, its objects reached through presigned URLs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketSpec {
+    /// The CloudFormation logical id.
+    pub logical_id: &'static str,
+    /// The environment variable that carries the bucket name to functions.
+    pub env_var: &'static str,
+    /// Suffix of the physical name (`<prefix>-<suffix>`).
+    pub name_suffix: &'static str,
+}
+
+/// Invoice documents (PDF), keyed `<organization>/invoices/<invoice id>.pdf`.
+pub const DOCUMENTS_BUCKET: BucketSpec = BucketSpec {
+    logical_id: "DocumentsBucket",
+    env_var: "DOCUMENTS_BUCKET",
+    name_suffix: "documents",
+};
+
+/// Every bucket of the stack.
+pub const BUCKETS: [BucketSpec; 1] = [DOCUMENTS_BUCKET];

@@ -1,4 +1,5 @@
-//! Creates the stack's tables, queues and bus in an emulator, from [`crate::infra`].
+//! Creates the stack's tables, queues, bus, rules and webhook signing keys in an emulator, from
+//! [`crate::infra`].
 //!
 //! Used by the local runner and the tests; a deployed stack gets the same resources from
 //! `template.yaml`. Every step is idempotent, so provisioning an existing stack is a no-op.
@@ -10,7 +11,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 
-use crate::infra::{BUS, QUEUES, TABLES, TableSpec};
+use crate::infra::{
+    BUS, QUEUES, RULES, TABLES, TableSpec, WEBHOOK_PRIVATE_KEY, WEBHOOK_PUBLIC_KEY,
+};
 
 /// The physical names of a provisioned stack, as environment variables carry them.
 #[derive(Debug, Clone, Default)]
@@ -44,7 +47,8 @@ fn failed(resource: &str, e: impl std::fmt::Display) -> ProvisionError {
     }
 }
 
-/// Creates every table, queue (with its DLQ) and the bus under `prefix`.
+/// Creates every table, queue (with its DLQ), the bus with its rules, and the webhook signing
+/// key pair under `prefix`.
 pub async fn provision(
     sdk: &aws_config::SdkConfig,
     prefix: &str,
@@ -62,13 +66,14 @@ pub async fn provision(
 
     for spec in QUEUES {
         let dlq_name = spec.dlq_name(prefix);
-        let fifo_attributes = |request: aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder| {
-            if spec.fifo {
-                request.attributes(QueueAttributeName::FifoQueue, "true")
-            } else {
-                request
-            }
-        };
+        let fifo_attributes =
+            |request: aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder| {
+                if spec.fifo {
+                    request.attributes(QueueAttributeName::FifoQueue, "true")
+                } else {
+                    request
+                }
+            };
         let dlq_url = fifo_attributes(sqs.create_queue())
             .queue_name(&dlq_name)
             .attributes(
@@ -112,6 +117,13 @@ pub async fn provision(
         out.env.push((spec.dlq_env_var, dlq_url));
     }
 
+    for (env_var, name) in crate::documents::provision_buckets(sdk, prefix)
+        .await
+        .map_err(|e| failed("documents bucket", e))?
+    {
+        out.env.push((env_var, name));
+    }
+
     let bus_name = format!("{prefix}-{}", BUS.name_suffix);
     let exists = events
         .describe_event_bus()
@@ -125,9 +137,68 @@ pub async fn provision(
             .name(&bus_name)
             .send()
             .await
-            .map_err(|e| failed(&bus_name, aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
+            .map_err(|e| {
+                failed(
+                    &bus_name,
+                    aws_sdk_eventbridge::error::DisplayErrorContext(e),
+                )
+            })?;
     }
-    out.env.push((BUS.env_var, bus_name));
+    out.env.push((BUS.env_var, bus_name.clone()));
+
+    for rule in RULES {
+        let name = rule.name(prefix);
+        let queue_url = out
+            .get(rule.target.env_var)
+            .ok_or_else(|| failed(&name, "its target queue is not provisioned"))?
+            .to_owned();
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| failed(&name, aws_sdk_sqs::error::DisplayErrorContext(e)))?
+            .attributes
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .unwrap_or_default();
+        // PutRule and PutTargets are upserts: provisioning again changes nothing.
+        events
+            .put_rule()
+            .name(&name)
+            .event_bus_name(&bus_name)
+            .event_pattern(rule.event_pattern())
+            .state(aws_sdk_eventbridge::types::RuleState::Enabled)
+            .send()
+            .await
+            .map_err(|e| failed(&name, aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
+        let target = aws_sdk_eventbridge::types::Target::builder()
+            .id(rule.target_id)
+            .arn(queue_arn)
+            .build()
+            .map_err(|e| failed(&name, e))?;
+        let put = events
+            .put_targets()
+            .rule(&name)
+            .event_bus_name(&bus_name)
+            .targets(target)
+            .send()
+            .await
+            .map_err(|e| failed(&name, aws_sdk_eventbridge::error::DisplayErrorContext(e)))?;
+        if put.failed_entry_count > 0 {
+            return Err(failed(&name, "the bus refused the rule's target"));
+        }
+    }
+
+    // The webhook signing key pair: generated once, kept in Secrets Manager.
+    let private_name = WEBHOOK_PRIVATE_KEY.name(prefix);
+    let public_name = WEBHOOK_PUBLIC_KEY.name(prefix);
+    crate::webhook_keys::Secrets::new(sdk)
+        .ensure_key_pair(&private_name, &public_name)
+        .await
+        .map_err(|e| failed(&private_name, e))?;
+    out.env.push((WEBHOOK_PRIVATE_KEY.env_var, private_name));
+    out.env.push((WEBHOOK_PUBLIC_KEY.env_var, public_name));
     Ok(out)
 }
 
@@ -136,7 +207,13 @@ async fn create_table(
     name: &str,
     spec: &TableSpec,
 ) -> Result<(), ProvisionError> {
-    if dynamo.describe_table().table_name(name).send().await.is_ok() {
+    if dynamo
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .is_ok()
+    {
         return Ok(());
     }
     let key = |attr: &str, kind: KeyType| {
@@ -185,7 +262,12 @@ async fn create_table(
         Err(e)
             if e.as_service_error()
                 .is_some_and(|s| s.is_resource_in_use_exception()) => {}
-        Err(e) => return Err(failed(name, aws_sdk_dynamodb::error::DisplayErrorContext(e))),
+        Err(e) => {
+            return Err(failed(
+                name,
+                aws_sdk_dynamodb::error::DisplayErrorContext(e),
+            ));
+        }
     }
     dynamo
         .update_time_to_live()

@@ -103,7 +103,11 @@ impl EventQueue {
                             .failed
                             .iter()
                             .filter_map(|f| {
-                                reason = format!("{}: {}", f.code, f.message.clone().unwrap_or_default());
+                                reason = format!(
+                                    "{}: {}",
+                                    f.code,
+                                    f.message.clone().unwrap_or_default()
+                                );
                                 f.id.parse().ok()
                             })
                             .collect();

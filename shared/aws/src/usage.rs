@@ -162,7 +162,10 @@ fn to_item(org: &str, sub: &str, state: &StoredState) -> HashMap<String, Attribu
             }
             ("max", events_count)
         }
-        StateSnapshot::Latest { latest, events_count } => {
+        StateSnapshot::Latest {
+            latest,
+            events_count,
+        } => {
             if let Some((t, seq, v)) = latest {
                 item.insert("lt".into(), n(t.timestamp_millis()));
                 item.insert("ls".into(), n(seq));
@@ -188,10 +191,16 @@ fn to_item(org: &str, sub: &str, state: &StoredState) -> HashMap<String, Attribu
 
 fn from_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState, StoreError> {
     let corrupt = || StoreError::Corrupt("usage state item".into());
-    let sk = item.get("sk").and_then(|v| v.as_s().ok()).ok_or_else(corrupt)?;
+    let sk = item
+        .get("sk")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(corrupt)?;
     let key = StateKey::parse(sk).ok_or_else(corrupt)?;
     let events_count: u64 = get_n(item, "n").ok_or_else(corrupt)?;
-    let agg = item.get("agg").and_then(|v| v.as_s().ok()).ok_or_else(corrupt)?;
+    let agg = item
+        .get("agg")
+        .and_then(|v| v.as_s().ok())
+        .ok_or_else(corrupt)?;
     let dec = |name: &str| get_n::<Decimal>(item, name);
     let snapshot = match agg.as_str() {
         "count" => StateSnapshot::Count { events_count },
@@ -206,10 +215,16 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState, Stor
             events_count,
         },
         "latest" => StateSnapshot::Latest {
-            latest: match (get_n::<i64>(item, "lt"), get_n::<u64>(item, "ls"), dec("lv")) {
-                (Some(t), Some(seq), Some(v)) => {
-                    Some((DateTime::from_timestamp_millis(t).ok_or_else(corrupt)?, seq, v))
-                }
+            latest: match (
+                get_n::<i64>(item, "lt"),
+                get_n::<u64>(item, "ls"),
+                dec("lv"),
+            ) {
+                (Some(t), Some(seq), Some(v)) => Some((
+                    DateTime::from_timestamp_millis(t).ok_or_else(corrupt)?,
+                    seq,
+                    v,
+                )),
                 _ => None,
             },
             events_count,

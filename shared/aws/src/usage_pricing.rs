@@ -63,7 +63,11 @@ pub async fn charge_usage(
             other => other.clone(),
         };
         let state = usage.aggregator().restore(&snapshot)?;
-        usage.merge_state(bucket, GroupKey::from_values(stored.key.group.clone()), &state)?;
+        usage.merge_state(
+            bucket,
+            GroupKey::from_values(stored.key.group.clone()),
+            &state,
+        )?;
     }
     Ok(usage)
 }

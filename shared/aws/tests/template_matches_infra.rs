@@ -9,7 +9,10 @@
 //! all.
 
 use anyhow::{Context, Result, ensure};
-use billing_aws::infra::{BUS, QUEUES, QueueSpec, TABLES, TableSpec};
+use billing_aws::infra::{
+    BUS, QUEUES, QueueSpec, RULES, RuleSpec, SecretSpec, TABLES, TableSpec, WEBHOOK_PRIVATE_KEY,
+    WEBHOOK_PUBLIC_KEY,
+};
 use serde_yaml_ng::{Mapping, Value};
 use std::{collections::BTreeSet, path::Path};
 
@@ -412,7 +415,7 @@ fn the_template_declares_no_table_queue_or_bus_that_infra_lacks() -> Result<()> 
     // The reverse direction: a resource added to the template only would exist on AWS but
     // never in the local stack, where no test could reach it.
     let template = template()?;
-    let known: [(&str, BTreeSet<&str>); 3] = [
+    let known: [(&str, BTreeSet<&str>); 4] = [
         (
             "AWS::DynamoDB::Table",
             TABLES.iter().map(|t| t.logical_id).collect(),
@@ -425,6 +428,10 @@ fn the_template_declares_no_table_queue_or_bus_that_infra_lacks() -> Result<()> 
                 .collect(),
         ),
         ("AWS::Events::EventBus", BTreeSet::from([BUS.logical_id])),
+        (
+            "AWS::Events::Rule",
+            RULES.iter().map(|r| r.logical_id).collect(),
+        ),
     ];
     let mut problems = Vec::new();
     for (resource_type, in_infra) in &known {
@@ -555,6 +562,155 @@ fn functions_receive_each_resource_under_the_env_var_their_config_reads() -> Res
                     ));
                 }
             }
+        }
+    }
+    fail_with(&problems)
+}
+
+fn rule_problems(template: &Value, rule: &RuleSpec) -> Result<Vec<String>> {
+    let id = rule.logical_id;
+    let props = properties(template, id, "AWS::Events::Rule")?;
+    let mut problems = Vec::new();
+    expect_eq(
+        &mut problems,
+        format!("{id}.Name"),
+        props.get("Name").and_then(intrinsic),
+        Some(Intrinsic::Sub(&stack_scoped_name(rule.name_suffix))),
+    );
+    // The bus by name through !GetAtt: the emulator's CloudFormation fails on !Ref of a bus.
+    expect_eq(
+        &mut problems,
+        format!("{id}.EventBusName"),
+        props.get("EventBusName").and_then(intrinsic),
+        Some(Intrinsic::GetAtt(BUS.logical_id, "Name")),
+    );
+    let pattern = props.get("EventPattern");
+    let strings = |key: &str| -> Option<Vec<String>> {
+        pattern?
+            .get(key)?
+            .as_sequence()?
+            .iter()
+            .map(|v| plain_str(Some(v)).map(str::to_owned))
+            .collect()
+    };
+    expect_eq(
+        &mut problems,
+        format!("{id}.EventPattern.source"),
+        strings("source"),
+        Some(vec![rule.source.to_owned()]),
+    );
+    expect_eq(
+        &mut problems,
+        format!("{id}.EventPattern.detail-type"),
+        strings("detail-type"),
+        Some(vec![rule.detail_type.to_owned()]),
+    );
+    let targets: Vec<(Option<&str>, Option<Intrinsic<'_>>)> = props
+        .get("Targets")
+        .and_then(Value::as_sequence)
+        .map(|targets| {
+            targets
+                .iter()
+                .map(|t| (plain_str(t.get("Id")), t.get("Arn").and_then(intrinsic)))
+                .collect()
+        })
+        .unwrap_or_default();
+    expect_eq(
+        &mut problems,
+        format!("{id}.Targets"),
+        targets,
+        vec![(
+            Some(rule.target_id),
+            Some(Intrinsic::GetAtt(rule.target.logical_id, "Arn")),
+        )],
+    );
+
+    // The target queue lets this rule, and only through EventBridge, send to it.
+    let policy_id = rule.queue_policy_logical_id;
+    let policy = properties(template, policy_id, "AWS::SQS::QueuePolicy")?;
+    let queues: Vec<Option<Intrinsic<'_>>> = policy
+        .get("Queues")
+        .and_then(Value::as_sequence)
+        .map(|q| q.iter().map(intrinsic).collect())
+        .unwrap_or_default();
+    expect_eq(
+        &mut problems,
+        format!("{policy_id}.Queues"),
+        queues,
+        vec![Some(Intrinsic::Ref(rule.target.logical_id))],
+    );
+    let grants = policy
+        .get("PolicyDocument")
+        .and_then(|d| d.get("Statement"))
+        .and_then(Value::as_sequence)
+        .is_some_and(|statements| {
+            statements.iter().any(|s| {
+                plain_str(s.get("Effect")) == Some("Allow")
+                    && plain_str(s.get("Principal").and_then(|p| p.get("Service")))
+                        == Some("events.amazonaws.com")
+                    && plain_str(s.get("Action")) == Some("sqs:SendMessage")
+                    && s.get("Resource").and_then(intrinsic)
+                        == Some(Intrinsic::GetAtt(rule.target.logical_id, "Arn"))
+                    && s.get("Condition")
+                        .and_then(|c| c.get("ArnEquals"))
+                        .and_then(|c| c.get("aws:SourceArn"))
+                        .and_then(intrinsic)
+                        == Some(Intrinsic::GetAtt(id, "Arn"))
+            })
+        });
+    if !grants {
+        problems.push(format!(
+            "{policy_id} must allow events.amazonaws.com sqs:SendMessage on {} for aws:SourceArn {id}",
+            rule.target.logical_id
+        ));
+    }
+    Ok(problems)
+}
+
+#[test]
+fn every_rule_of_infra_is_declared_alike_with_its_queue_policy() -> Result<()> {
+    // Given the template and the rule specs; then each rule matches the same events on the
+    // bus, targets the same queue, and that queue admits the rule.
+    let template = template()?;
+    let mut problems = Vec::new();
+    for rule in &RULES {
+        problems.extend(rule_problems(&template, rule)?);
+    }
+    fail_with(&problems)
+}
+
+#[test]
+fn functions_receive_each_secret_name_under_the_env_var_their_config_reads() -> Result<()> {
+    // Secrets are made outside the template, so functions name them: an env var of a secret
+    // spec must be `!Sub ${AWS::StackName}/<suffix>`, the name provisioning uses locally.
+    let template = template()?;
+    let secrets: [SecretSpec; 2] = [WEBHOOK_PRIVATE_KEY, WEBHOOK_PUBLIC_KEY];
+    let mut problems = Vec::new();
+    let mut seen = BTreeSet::new();
+    for id in logical_ids_of_type(&template, "AWS::Serverless::Function")? {
+        let props = properties(&template, &id, "AWS::Serverless::Function")?;
+        let Some(variables) = props
+            .get("Environment")
+            .and_then(|e| e.get("Variables"))
+            .and_then(Value::as_mapping)
+        else {
+            continue;
+        };
+        for spec in &secrets {
+            if let Some(value) = variables.get(spec.env_var) {
+                seen.insert(spec.env_var);
+                expect_eq(
+                    &mut problems,
+                    format!("{id}.{}", spec.env_var),
+                    intrinsic(value),
+                    Some(Intrinsic::Sub(&spec.name("${AWS::StackName}"))),
+                );
+            }
+        }
+    }
+    for spec in &secrets {
+        if !seen.contains(spec.env_var) {
+            problems.push(format!("no function reads {}", spec.env_var));
         }
     }
     fail_with(&problems)

@@ -33,9 +33,7 @@ use crate::{
     catalog::{
         metric::BillableMetric,
         plan::{Charge, Plan},
-        subscription::{
-            OnTerminationInvoice, Subscription, SubscriptionState, SubscriptionStatus,
-        },
+        subscription::{OnTerminationInvoice, Subscription, SubscriptionState, SubscriptionStatus},
     },
     charge_model::fee::minimum_spend_true_up,
     invoice_number::{DocumentNumbering, invoice_number},
@@ -209,6 +207,8 @@ pub struct InvoiceTax {
 }
 
 /// What a fee bills.
+// A charge fee carries its item's names; fees are few per invoice, so boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FeeItem {
     /// The plan's subscription fee.
@@ -459,7 +459,10 @@ pub fn number_invoice(
         &numbering.prefix,
         numbering.customer_sequential_id,
         seq,
-        (chrono::Datelike::year(&month), chrono::Datelike::month(&month)),
+        (
+            chrono::Datelike::year(&month),
+            chrono::Datelike::month(&month),
+        ),
     );
     invoice.sequential_id = Some(sequential_id);
     invoice.organization_sequential_id = Some(organization_sequential_id);
@@ -510,7 +513,11 @@ pub struct Slot {
 impl Slot {
     /// A key that sorts as slots do: `<UTC instant, second precision>#<rank>`.
     pub fn key(&self) -> String {
-        format!("{}#{}", self.at.format("%Y-%m-%dT%H:%M:%SZ"), self.kind.rank())
+        format!(
+            "{}#{}",
+            self.at.format("%Y-%m-%dT%H:%M:%SZ"),
+            self.kind.rank()
+        )
     }
 
     /// Reads a [`Slot::key`] back.
@@ -567,7 +574,8 @@ impl SubscriptionTimeline<'_> {
     /// The dates the boundaries of its invoices come from.
     pub fn dates(&self) -> Option<SubscriptionDates> {
         let started_at = self.subscription.started_at()?;
-        let mut dates = SubscriptionDates::new(self.schedule(), self.plan.pay_in_advance(), started_at);
+        let mut dates =
+            SubscriptionDates::new(self.schedule(), self.plan.pay_in_advance(), started_at);
         if let Some(t) = self.subscription.terminated_at() {
             dates = dates.terminated_at(t);
         }
@@ -665,7 +673,10 @@ impl SubscriptionTimeline<'_> {
             && let Some(te) = trial_end
             && te > first
             && ends_before(te)
-            && !self.is_boundary(beginning_of_day(local_date(te, self.timezone), self.timezone)?)?
+            && !self.is_boundary(beginning_of_day(
+                local_date(te, self.timezone),
+                self.timezone,
+            )?)?
         {
             push(
                 Slot {
@@ -677,7 +688,9 @@ impl SubscriptionTimeline<'_> {
         }
         // Period starts after the first billable instant, before the termination.
         let schedule = self.slot_schedule();
-        let mut date = schedule.period_containing(local_date(first, self.timezone))?.end();
+        let mut date = schedule
+            .period_containing(local_date(first, self.timezone))?
+            .end();
         for _ in 0..10_000 {
             date = date.succ_opt().ok_or(PeriodError::OutOfRange)?;
             let at = beginning_of_day(date, self.timezone)?;
@@ -731,8 +744,13 @@ impl SubscriptionTimeline<'_> {
             .unwrap_or(first)
             .max(first);
         for _ in 0..3 {
-            let end = schedule.period_containing(local_date(until, self.timezone))?.end();
-            until = beginning_of_day(end.succ_opt().ok_or(PeriodError::OutOfRange)?, self.timezone)?;
+            let end = schedule
+                .period_containing(local_date(until, self.timezone))?
+                .end();
+            until = beginning_of_day(
+                end.succ_opt().ok_or(PeriodError::OutOfRange)?,
+                self.timezone,
+            )?;
             let slots = self.slots(cursor, until)?;
             if let Some(first) = slots.first() {
                 return Ok(Some(*first));
@@ -777,9 +795,9 @@ impl SubscriptionTimeline<'_> {
     /// semiannual period billing charges monthly.
     pub fn bills_subscription_fee(&self, slot: &Slot) -> Result<bool, PeriodError> {
         let tz = self.timezone;
-        let trial_running = self.trial_end().is_some_and(|te| {
-            te > slot.at && local_date(te, tz) != local_date(slot.at, tz)
-        });
+        let trial_running = self
+            .trial_end()
+            .is_some_and(|te| te > slot.at && local_date(te, tz) != local_date(slot.at, tz));
         Ok(match slot.kind {
             SlotKind::Start | SlotKind::Trial => true,
             SlotKind::Termination => !self.plan.pay_in_advance() && !trial_running,
@@ -807,7 +825,10 @@ pub enum Transition {
 }
 
 /// When the next transition of `s` falls, whether or not it is due.
-pub fn next_transition_at(s: &Subscription, timezone: Tz) -> Result<Option<DateTime<Utc>>, PeriodError> {
+pub fn next_transition_at(
+    s: &Subscription,
+    timezone: Tz,
+) -> Result<Option<DateTime<Utc>>, PeriodError> {
     Ok(match s.status() {
         SubscriptionStatus::Pending if s.is_starting_in_the_future() => Some(beginning_of_day(
             local_date(s.subscription_at(), timezone),
@@ -1245,10 +1266,7 @@ pub fn issuing_date(billing_at: DateTime<Utc>, timezone: Tz, grace_days: u32) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{
-        plan::PlanInput,
-        subscription::NewSubscription,
-    };
+    use crate::catalog::{plan::PlanInput, subscription::NewSubscription};
     use crate::period::BillingTime;
 
     fn utc(s: &str) -> DateTime<Utc> {
@@ -1303,7 +1321,9 @@ mod tests {
             plan: &p,
             timezone: Tz::UTC,
         };
-        let slots = t.slots(None, utc("2024-04-01T00:00:00Z")).unwrap_or_default();
+        let slots = t
+            .slots(None, utc("2024-04-01T00:00:00Z"))
+            .unwrap_or_default();
         let at: Vec<String> = slots.iter().map(Slot::key).collect();
         assert_eq!(
             at,
@@ -1315,7 +1335,10 @@ mod tests {
         );
         // And after the cursor of the first one, the next slot is 1 Mar.
         let next = t.next_slot(Some("2024-02-01T00:00:00Z#1"));
-        assert_eq!(next.map(|s| s.map(|s| s.at)), Ok(Some(utc("2024-03-01T00:00:00Z"))));
+        assert_eq!(
+            next.map(|s| s.map(|s| s.at)),
+            Ok(Some(utc("2024-03-01T00:00:00Z")))
+        );
     }
 
     #[test]
@@ -1330,7 +1353,9 @@ mod tests {
             plan: &p,
             timezone: Tz::UTC,
         };
-        let slots = t.slots(None, utc("2024-02-15T00:00:00Z")).unwrap_or_default();
+        let slots = t
+            .slots(None, utc("2024-02-15T00:00:00Z"))
+            .unwrap_or_default();
         let at: Vec<String> = slots.iter().map(Slot::key).collect();
         assert_eq!(at, vec!["2024-01-25T00:00:00Z#2", "2024-02-15T00:00:00Z#1"]);
     }

@@ -58,11 +58,7 @@ pub struct UsageKey {
 
 impl ChargeSpec {
     /// An empty usage of this charge over a charges window.
-    pub fn usage(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<ChargeUsage, UsageError> {
+    pub fn usage(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<ChargeUsage, UsageError> {
         let aggregator = Aggregator::for_metric(&self.metric, from, to)?;
         let metric_filters: Vec<(String, Vec<String>)> = self
             .metric
@@ -197,7 +193,11 @@ pub fn project_bucket(
             .round_dp_with_strategy(2, RoundingStrategy::MidpointAwayFromZero)
     };
     let input = PricingInput::new(projected).with_events_count(fee.fee.events_count());
-    let amount = price(bucket_properties(charge, fee.bucket).model(), &input, currency)?;
+    let amount = price(
+        bucket_properties(charge, fee.bucket).model(),
+        &input,
+        currency,
+    )?;
     let priced = ChargeFee::new(projected, fee.fee.events_count(), &amount, currency)?;
     Ok((projected, priced.amount().cents()))
 }

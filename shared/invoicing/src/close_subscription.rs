@@ -19,8 +19,8 @@ use billing::{
         subscription::{Subscription, SubscriptionStatus, pending_successor},
     },
     invoice::{
-        Invoice, InvoiceState, PaymentStatus, Slot, Transition, activate,
-        due_transition, end, issuing_date, next_transition_at, number_invoice, rotate,
+        Invoice, InvoiceState, PaymentStatus, Slot, Transition, activate, due_transition, end,
+        issuing_date, next_transition_at, number_invoice, rotate,
     },
     invoice_number::draft_number,
     invoice_totals::{InvoiceKind, InvoiceStatus, status_on_creation},
@@ -36,9 +36,9 @@ use billing_aws::{
 use chrono::{DateTime, Days, Utc};
 
 use crate::{
-    Deps, InvoicingError, invoice_events,
+    Deps, InvoicingError,
     finalize_invoice::finalize_draft,
-    invoice_id,
+    invoice_events, invoice_id,
     price_slot::{Catalog, context_timezone, price_slot, timeline},
 };
 
@@ -93,7 +93,11 @@ async fn apply_transitions(
             Err(StoreError::NotFound) => catalog.org.settings.timezone,
             Err(e) => return Err(e.into()),
         };
-        let values: Vec<Subscription> = family.subscriptions.iter().map(|r| r.value.clone()).collect();
+        let values: Vec<Subscription> = family
+            .subscriptions
+            .iter()
+            .map(|r| r.value.clone())
+            .collect();
         let mut writes: Vec<Record<Subscription>> = Vec::new();
         for record in &family.subscriptions {
             let s = &record.value;
@@ -117,7 +121,10 @@ async fn apply_transitions(
                 }
                 Some(Transition::End(when)) => {
                     if let Some(p) = pending_successor(&values, s)
-                        && let Some(pr) = family.subscriptions.iter().find(|r| r.lago_id == p.lago_id())
+                        && let Some(pr) = family
+                            .subscriptions
+                            .iter()
+                            .find(|r| r.lago_id == p.lago_id())
                     {
                         let canceled = p
                             .cancel(when)
@@ -176,7 +183,8 @@ pub async fn close_subscription(
         let slots = line.slots(progress.cursors.get(&sub_id).map(String::as_str), at)?;
         for slot in slots {
             let prior = progress.fee_billed.get(&sub_id).copied().unwrap_or(false);
-            let invoice = claim_slot(deps, &catalog, &context, ps, slot, prior, at, &mut out).await?;
+            let invoice =
+                claim_slot(deps, &catalog, &context, ps, slot, prior, at, &mut out).await?;
             progress.cursors.insert(sub_id.clone(), slot.key());
             if invoice.has_subscription_fee {
                 progress.fee_billed.insert(sub_id.clone(), true);
@@ -215,15 +223,20 @@ pub async fn close_subscription(
         consider(next_transition_at(&r.value, timezone)?);
     }
     for ps in &context.subscriptions {
-        let cursor = progress.cursors.get(&ps.subscription.lago_id).map(String::as_str);
+        let cursor = progress
+            .cursors
+            .get(&ps.subscription.lago_id)
+            .map(String::as_str);
         consider(timeline(ps).next_slot(cursor)?.map(|s| s.at));
     }
     // A subscription whose state moved since the context was read is looked at again now.
-    if family
-        .subscriptions
-        .iter()
-        .any(|r| r.value.status() == SubscriptionStatus::Active && !context.subscriptions.iter().any(|p| p.subscription.lago_id == r.lago_id))
-    {
+    if family.subscriptions.iter().any(|r| {
+        r.value.status() == SubscriptionStatus::Active
+            && !context
+                .subscriptions
+                .iter()
+                .any(|p| p.subscription.lago_id == r.lago_id)
+    }) {
         consider(Some(at));
     }
     out.next_due = next;
@@ -354,7 +367,11 @@ async fn claim_slot(
             let mut outcome = Err(StoreError::Conflict);
             let owner = crate::lock_numbering(deps, org_id, at).await?;
             for _ in 0..NUMBERING_RETRIES {
-                let counters = match deps.store.invoice_counters(org_id, &invoice.customer_id).await {
+                let counters = match deps
+                    .store
+                    .invoice_counters(org_id, &invoice.customer_id)
+                    .await
+                {
                     Ok(c) => c,
                     Err(e) => {
                         deps.store.unlock_numbering(org_id, &owner).await?;
@@ -420,7 +437,11 @@ async fn complete(
     record: &Record<Invoice>,
 ) -> Result<(), InvoicingError> {
     let org_id = catalog.org.id.as_str();
-    if deps.store.invoice_published(org_id, &record.lago_id).await? {
+    if deps
+        .store
+        .invoice_published(org_id, &record.lago_id)
+        .await?
+    {
         return Ok(());
     }
     deps.store.put_fee_pointers(org_id, &record.value).await?;
@@ -433,6 +454,8 @@ async fn complete(
         let event = invoice_events::invoice_event(catalog, context.customer.as_ref(), record, kind);
         invoice_events::publish(deps, vec![event]).await?;
     }
-    deps.store.mark_invoice_published(org_id, &record.lago_id).await?;
+    deps.store
+        .mark_invoice_published(org_id, &record.lago_id)
+        .await?;
     Ok(())
 }

@@ -12,11 +12,8 @@ use billing_aws::{
 use chrono::{DateTime, Utc};
 
 use crate::{
-    Deps, InvoicingError,
-    close_subscription::NUMBERING_RETRIES,
-    invoice_events,
-    price_slot::Catalog,
-    refresh_invoice::recompute,
+    Deps, InvoicingError, close_subscription::NUMBERING_RETRIES, invoice_events,
+    price_slot::Catalog, refresh_invoice::recompute,
 };
 
 /// Finalizes draft `invoice_id`: recomputed first when `refresh`, then numbered (or closed,
@@ -58,7 +55,11 @@ pub(crate) async fn finalize_draft(
             closed.value.status = InvoiceState::Closed;
             closed.value.payment_status = PaymentStatus::Succeeded;
             closed.value.finalize_at = None;
-            match deps.store.write_invoice(org_id, &closed, InvoiceWrite::Replace).await {
+            match deps
+                .store
+                .write_invoice(org_id, &closed, InvoiceWrite::Replace)
+                .await
+            {
                 Ok(()) => return Ok(closed),
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),

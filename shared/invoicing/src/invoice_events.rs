@@ -12,7 +12,10 @@ use lago::dto::{customer::CustomerDto, invoice::invoice_object};
 use crate::{Deps, InvoicingError, derived_uuid, price_slot::Catalog};
 
 /// The `CustomerObject` embedded in invoices.
-pub fn customer_object(catalog: &Catalog, customer: Option<&Record<Customer>>) -> serde_json::Value {
+pub fn customer_object(
+    catalog: &Catalog,
+    customer: Option<&Record<Customer>>,
+) -> serde_json::Value {
     let Some(c) = customer else {
         return serde_json::Value::Null;
     };

@@ -11,6 +11,7 @@
 //!   states (creation and refresh compute it the same way).
 //! - [`finalize_invoice`], [`refresh_invoice`], [`void_invoice`], [`update_invoice`]: the
 //!   invoice lifecycle.
+//! - [`invoice_document`]: the PDF of an invoice, rendered in Rust and stored in S3.
 //! - [`invoice_events`]: the domain events published on the bus.
 //!
 //! ## Architecture Invariants
@@ -22,6 +23,7 @@
 
 pub mod close_subscription;
 pub mod finalize_invoice;
+pub mod invoice_document;
 pub mod invoice_events;
 pub mod price_slot;
 pub mod refresh_invoice;
@@ -48,7 +50,9 @@ pub struct Deps {
 
 impl std::fmt::Debug for Deps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Deps").field("store", &self.store).finish_non_exhaustive()
+        f.debug_struct("Deps")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 

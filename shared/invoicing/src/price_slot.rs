@@ -3,9 +3,7 @@
 //! a draft call the same code, so a refresh is exactly "create it again now".
 
 use billing::{
-    catalog::{
-        Record, customer::Customer, organization::Organization, plan::Plan, tax::Tax,
-    },
+    catalog::{Record, customer::Customer, organization::Organization, plan::Plan, tax::Tax},
     invoice::{
         ChargeLine, ComputedInvoice, InvoiceLines, Numbering, Slot, SlotKind, SubscriptionTimeline,
         TaxInfo, terminated_by,
@@ -111,7 +109,10 @@ impl Catalog {
             .into_iter()
             .find(|source| {
                 !source.is_empty()
-                    && source.iter().map(|t| t.code.as_str()).eq(chosen.iter().map(|r| r.code()))
+                    && source
+                        .iter()
+                        .map(|t| t.code.as_str())
+                        .eq(chosen.iter().map(|r| r.code()))
             })
             .unwrap_or_default()
     }
@@ -208,10 +209,21 @@ pub async fn price_slot(
     if matches!(slot.kind, SlotKind::Periodic | SlotKind::Termination) {
         let from = boundaries.charges_from_datetime();
         let to = boundaries.charges_to_datetime();
-        let states = deps.usage.states_upto(org_id, s.external_id(), from).await?;
+        let states = deps
+            .usage
+            .states_upto(org_id, s.external_id(), from)
+            .await?;
         for (charge, spec) in &ps.charges {
-            let usage = charge_usage(&deps.usage, org_id, s.external_id(), spec, from, to, &states)
-                .await?;
+            let usage = charge_usage(
+                &deps.usage,
+                org_id,
+                s.external_id(),
+                spec,
+                from,
+                to,
+                &states,
+            )
+            .await?;
             usages.push((charge, spec, usage));
         }
     }

@@ -33,7 +33,9 @@ pub(crate) async fn recompute(
         .subscriptions
         .iter()
         .find(|p| p.subscription.lago_id == invoice.subscription_id)
-        .ok_or_else(|| InvoicingError::Corrupt(format!("invoice {} has no subscription", record.lago_id)))?;
+        .ok_or_else(|| {
+            InvoicingError::Corrupt(format!("invoice {} has no subscription", record.lago_id))
+        })?;
     let slot = Slot::parse_key(&invoice.slot)
         .ok_or_else(|| InvoicingError::Corrupt(format!("slot {:?}", invoice.slot)))?;
     let priced = price_slot(
@@ -86,7 +88,9 @@ pub async fn refresh_invoice(
             .await
         {
             Ok(()) => {
-                deps.store.put_fee_pointers(org_id, &refreshed.value).await?;
+                deps.store
+                    .put_fee_pointers(org_id, &refreshed.value)
+                    .await?;
                 return Ok(refreshed);
             }
             Err(StoreError::Conflict) => continue,

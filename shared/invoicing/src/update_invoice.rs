@@ -93,7 +93,11 @@ pub async fn update_invoice(
                 }
             }
         }
-        match deps.store.write_invoice(org_id, &next, InvoiceWrite::Replace).await {
+        match deps
+            .store
+            .write_invoice(org_id, &next, InvoiceWrite::Replace)
+            .await
+        {
             Ok(()) => {
                 if status_changed {
                     let customer = invoice_events::customer_of(deps, org_id, &next.value).await?;

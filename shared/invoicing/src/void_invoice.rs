@@ -34,7 +34,11 @@ pub async fn void_invoice(
         };
         voided.value.status = InvoiceState::Voided;
         voided.value.voided_at = Some(now);
-        match deps.store.write_invoice(org_id, &voided, InvoiceWrite::Replace).await {
+        match deps
+            .store
+            .write_invoice(org_id, &voided, InvoiceWrite::Replace)
+            .await
+        {
             Ok(()) => {
                 let customer = invoice_events::customer_of(deps, org_id, &voided.value).await?;
                 let event = invoice_events::invoice_event(

@@ -135,7 +135,10 @@ mod tests {
                 ApiError::missing_root("customer"),
                 json!({"status": 400, "error": "BadRequest: param is missing or the value is empty or invalid: customer"}),
             ),
-            (ApiError::Unauthorized, json!({"status": 401, "error": "Unauthorized"})),
+            (
+                ApiError::Unauthorized,
+                json!({"status": 401, "error": "Unauthorized"}),
+            ),
             (
                 ApiError::NotFound("customer"),
                 json!({"status": 404, "error": "Not Found", "code": "customer_not_found"}),

@@ -89,7 +89,10 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
     };
     let api_deps = api::Deps::new(store)
         .with_usage(usage)
-        .with_bus(billing_aws::bus::EventBus::new(sdk, var(infra::BUS.env_var)?))
+        .with_bus(billing_aws::bus::EventBus::new(
+            sdk,
+            var(infra::BUS.env_var)?,
+        ))
         .with_documents(billing_aws::documents::DocumentStore::new(
             sdk,
             var(infra::DOCUMENTS_BUCKET.env_var)?,
@@ -105,18 +108,25 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
             queue_url.clone(),
             Duration::ZERO,
             Duration::from_secs(1),
-        ),
+        )
+        .deduplicating(events.clone()),
         aggregate_deps.clone(),
     );
     let billing = local_runner::billing_run::BillingRunner {
         clock: billing_clock::Deps {
             store: billing_store.clone(),
-            queue: billing_aws::billing_queue::BillingQueue::new(sdk, var(infra::BILLING_QUEUE.env_var)?),
+            queue: billing_aws::billing_queue::BillingQueue::new(
+                sdk,
+                var(infra::BILLING_QUEUE.env_var)?,
+            ),
         },
         invoice: invoicing::Deps {
             store: billing_store.clone(),
             usage: usage_store.clone(),
-            bus: Some(billing_aws::bus::EventBus::new(sdk, var(infra::BUS.env_var)?)),
+            bus: Some(billing_aws::bus::EventBus::new(
+                sdk,
+                var(infra::BUS.env_var)?,
+            )),
             ids: std::sync::Arc::new(|| uuid::Uuid::new_v4().to_string()),
         },
         poller: QueuePoller::new(
@@ -180,7 +190,8 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
         queue_url,
         Duration::from_secs(2),
         Duration::from_secs(1),
-    );
+    )
+    .deduplicating(events.clone());
     let mut stop = stop_rx.clone();
     let aggregating = tokio::spawn(async move {
         loop {

@@ -14,7 +14,9 @@ use aws_smithy_runtime_api::{
     client::{
         interceptors::{
             Intercept,
-            context::{BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef},
+            context::{
+                BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+            },
         },
         orchestrator::Metadata,
         runtime_components::RuntimeComponents,
@@ -39,7 +41,7 @@ impl Usage {
     pub fn calls_to(&self, service: &str) -> u64 {
         self.calls
             .iter()
-            .filter(|((s, _), _)| s == service)
+            .filter(|((s, _), _)| s.eq_ignore_ascii_case(service))
             .map(|(_, n)| n)
             .sum()
     }
@@ -82,16 +84,26 @@ impl Meter {
 /// The DynamoDB size of an attribute value in its wire JSON form.
 fn value_size(v: &Value) -> usize {
     let Value::Object(typed) = v else { return 0 };
-    let Some((kind, inner)) = typed.iter().next() else { return 0 };
+    let Some((kind, inner)) = typed.iter().next() else {
+        return 0;
+    };
     match (kind.as_str(), inner) {
         ("S", Value::String(s)) => s.len(),
         ("N", Value::String(n)) => n.trim_start_matches('-').len() / 2 + 1,
         ("B", Value::String(b)) => b.len() * 3 / 4,
         ("BOOL" | "NULL", _) => 1,
         ("SS" | "BS", Value::Array(a)) => a.iter().map(|s| s.as_str().map_or(0, str::len)).sum(),
-        ("NS", Value::Array(a)) => a.iter().map(|s| s.as_str().map_or(0, str::len) / 2 + 1).sum(),
+        ("NS", Value::Array(a)) => a
+            .iter()
+            .map(|s| s.as_str().map_or(0, str::len) / 2 + 1)
+            .sum(),
         ("L", Value::Array(a)) => 3 + a.iter().map(|e| 1 + value_size(e)).sum::<usize>(),
-        ("M", Value::Object(m)) => 3 + m.iter().map(|(k, e)| 1 + k.len() + value_size(e)).sum::<usize>(),
+        ("M", Value::Object(m)) => {
+            3 + m
+                .iter()
+                .map(|(k, e)| 1 + k.len() + value_size(e))
+                .sum::<usize>()
+        }
         _ => 0,
     }
 }

@@ -2,14 +2,19 @@
 //! hands them to the worker handler as a real `SqsEvent` (attributes included), deletes the
 //! ones the handler did not report as failed, and leaves the failed ones to come back after a
 //! retry delay, until the queue's redrive policy moves them to the dead-letter queue.
+//!
+//! On a FIFO queue it can also drop resent messages as SQS does ([`QueuePoller::deduplicating`]):
+//! the emulator forgets a deduplication id once its message is deleted, so a resend inside
+//! SQS's five-minute window would otherwise be delivered a second time.
 
 use std::{collections::HashMap, time::Duration};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_sqs::{
     Client,
-    types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName},
+    types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName},
 };
+use billing_aws::events::EventStore;
 
 /// What one poll did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -29,17 +34,54 @@ pub struct QueuePoller {
     retry_delay: Duration,
     /// How long a receive waits for messages (long polling).
     wait: Duration,
+    /// Where a FIFO queue's deliveries are claimed, when resent messages are dropped.
+    deliveries: Option<EventStore>,
 }
 
 impl QueuePoller {
     /// A poller of the queue at `url`.
-    pub fn new(client: Client, url: impl Into<String>, retry_delay: Duration, wait: Duration) -> Self {
+    pub fn new(
+        client: Client,
+        url: impl Into<String>,
+        retry_delay: Duration,
+        wait: Duration,
+    ) -> Self {
         Self {
             client,
             url: url.into(),
             retry_delay,
             wait,
+            deliveries: None,
         }
+    }
+
+    /// The same poller, dropping a FIFO message whose deduplication id was already delivered
+    /// by another message sent within the previous five minutes, as SQS does. Deliveries are
+    /// claimed in `deliveries` (one conditional write per message), so every poller of the
+    /// queue, in any process, agrees on which message was first.
+    pub fn deduplicating(mut self, deliveries: EventStore) -> Self {
+        self.deliveries = Some(deliveries);
+        self
+    }
+
+    /// Whether `m` resends a message already delivered (SQS would not deliver it).
+    async fn is_resent(&self, m: &Message) -> anyhow::Result<bool> {
+        let Some(deliveries) = &self.deliveries else {
+            return Ok(false);
+        };
+        let attribute =
+            |name: MessageSystemAttributeName| m.attributes.as_ref().and_then(|a| a.get(&name));
+        let (Some(id), Some(deduplication_id), Some(sent_at_ms)) = (
+            m.message_id.as_deref(),
+            attribute(MessageSystemAttributeName::MessageDeduplicationId),
+            attribute(MessageSystemAttributeName::SentTimestamp).and_then(|t| t.parse().ok()),
+        ) else {
+            return Ok(false);
+        };
+        let first = deliveries
+            .claim_delivery(&self.url, deduplication_id, id, sent_at_ms)
+            .await?;
+        Ok(!first)
     }
 
     /// Receives one batch and runs `handler` on it, as Lambda would.
@@ -62,8 +104,17 @@ impl QueuePoller {
             return Ok(PollReport::default());
         }
         let mut receipts: HashMap<String, String> = HashMap::new();
+        let mut resent: Vec<String> = Vec::new();
         let mut event = SqsEvent::default();
         for m in &messages {
+            if self.is_resent(m).await? {
+                tracing::info!(
+                    message_id = m.message_id.as_deref().unwrap_or(""),
+                    "dropped a resent message, as SQS would inside its deduplication window"
+                );
+                resent.extend(m.receipt_handle.clone());
+                continue;
+            }
             let mut record = SqsMessage::default();
             record.message_id = m.message_id.clone();
             record.receipt_handle = m.receipt_handle.clone();
@@ -81,13 +132,25 @@ impl QueuePoller {
             }
             event.records.push(record);
         }
-        let response = handler(event).await;
+        let response = if event.records.is_empty() {
+            SqsBatchResponse::default()
+        } else {
+            handler(event).await
+        };
         let failed: Vec<&str> = response
             .batch_item_failures
             .iter()
             .map(|f| f.item_identifier.as_str())
             .collect();
         let mut deletes = Vec::new();
+        for receipt in &resent {
+            deletes.push(
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(deletes.len().to_string())
+                    .receipt_handle(receipt)
+                    .build()?,
+            );
+        }
         for (id, receipt) in &receipts {
             if failed.contains(&id.as_str()) {
                 self.client
@@ -138,12 +201,7 @@ impl QueuePoller {
             .send()
             .await?;
         let attrs = out.attributes.unwrap_or_default();
-        let count = |a: A| -> u64 {
-            attrs
-                .get(&a)
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
+        let count = |a: A| -> u64 { attrs.get(&a).and_then(|v| v.parse().ok()).unwrap_or(0) };
         Ok(count(A::ApproximateNumberOfMessages) + count(A::ApproximateNumberOfMessagesNotVisible))
     }
 }

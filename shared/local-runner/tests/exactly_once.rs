@@ -17,7 +17,13 @@ use support::{
 };
 
 /// Sends `count` events worth 1..=count and returns their total (the ground truth).
-async fn accept_events(stack: &Stack, app: &axum::Router, billed: &support::Billed, prefix: &str, count: i64) -> i64 {
+async fn accept_events(
+    stack: &Stack,
+    app: &axum::Router,
+    billed: &support::Billed,
+    prefix: &str,
+    count: i64,
+) -> i64 {
     let mut truth = 0;
     for i in 1..=count {
         let body = json!({"event": stack.event(billed, &format!("{prefix}{i}"), i)});
@@ -45,7 +51,10 @@ async fn redelivering_every_sqs_message_twice_counts_each_event_once() {
         }
         for delivery in 0..2 {
             let response = aggregate::handler(&deps, event.clone()).await;
-            assert!(response.batch_item_failures.is_empty(), "delivery {delivery} failed");
+            assert!(
+                response.batch_item_failures.is_empty(),
+                "delivery {delivery} failed"
+            );
         }
         stack.delete(&receipts).await;
         batches += 1;
@@ -80,8 +89,17 @@ async fn a_worker_crash_between_two_writes_is_repaired_by_the_redelivery() {
         ),
     };
     let response = aggregate::handler(&crashing, event.clone()).await;
-    assert_eq!(faults.injected(), 1, "the crash happened between the two writes: {:?}", faults.calls());
-    assert_eq!(response.batch_item_failures.len(), 6, "the whole batch is handed back");
+    assert_eq!(
+        faults.injected(),
+        1,
+        "the crash happened between the two writes: {:?}",
+        faults.calls()
+    );
+    assert_eq!(
+        response.batch_item_failures.len(),
+        6,
+        "the whole batch is handed back"
+    );
 
     // And SQS redelivers the batch to a healthy worker.
     let response = aggregate::handler(&stack.aggregate_deps(), event).await;
@@ -116,12 +134,16 @@ async fn an_event_stored_but_not_queued_is_completed_by_the_client_retry_or_the_
 
     // When both events are sent, the client is told to retry, yet the events are stored.
     for body in [&first, &second] {
-        let (status, response) = stack.call(&broken, "POST", "/api/v1/events", Some(body.clone())).await;
+        let (status, response) = stack
+            .call(&broken, "POST", "/api/v1/events", Some(body.clone()))
+            .await;
         assert_eq!(status, 503, "{response}");
     }
     assert!(faults.injected() >= 2);
     for tx in ["retried", "swept"] {
-        let (status, _) = stack.call(&healthy, "GET", &format!("/api/v1/events/{tx}"), None).await;
+        let (status, _) = stack
+            .call(&healthy, "GET", &format!("/api/v1/events/{tx}"), None)
+            .await;
         assert_eq!(status, 200, "{tx} is stored");
     }
     stack.drainer().drain().await.unwrap();
@@ -129,11 +151,21 @@ async fn an_event_stored_but_not_queued_is_completed_by_the_client_retry_or_the_
     assert_eq!(units, vec![Decimal::ZERO], "nothing reached the queue yet");
 
     // And the client retries the first one, while the sweep picks up the second.
-    let (status, response) = stack.call(&healthy, "POST", "/api/v1/events", Some(first.clone())).await;
+    let (status, response) = stack
+        .call(&healthy, "POST", "/api/v1/events", Some(first.clone()))
+        .await;
     assert_eq!(status, 200, "{response}");
-    let report = sweep::sweep(&stack.event_store(), &stack.queue()).await.unwrap();
-    assert_eq!((report.found, report.resent), (1, 1), "only the second event was still waiting");
-    let again = sweep::sweep(&stack.event_store(), &stack.queue()).await.unwrap();
+    let report = sweep::sweep(&stack.event_store(), &stack.queue())
+        .await
+        .unwrap();
+    assert_eq!(
+        (report.found, report.resent),
+        (1, 1),
+        "only the second event was still waiting"
+    );
+    let again = sweep::sweep(&stack.event_store(), &stack.queue())
+        .await
+        .unwrap();
     assert_eq!(again.found, 0, "a resent event leaves the sweep's index");
     stack.drainer().drain().await.unwrap();
 
@@ -150,7 +182,12 @@ async fn an_ambiguous_hand_off_that_did_reach_the_queue_is_not_counted_twice() {
 
     // Given a queue that takes the message but whose answer is lost.
     let faults = Arc::new(Faults::default());
-    faults.add("SendMessageBatch", 0, usize::MAX / 2, Fault::ThrottleAfterApply);
+    faults.add(
+        "SendMessageBatch",
+        0,
+        usize::MAX / 2,
+        Fault::ThrottleAfterApply,
+    );
     let lossy = stack.app_with(
         stack.event_store(),
         billing_aws::queue::EventQueue::with_client(
@@ -159,12 +196,19 @@ async fn an_ambiguous_hand_off_that_did_reach_the_queue_is_not_counted_twice() {
         ),
     );
     let body = json!({"event": stack.event(&billed, "ambiguous", 5)});
-    let (status, _) = stack.call(&lossy, "POST", "/api/v1/events", Some(body.clone())).await;
+    let (status, _) = stack
+        .call(&lossy, "POST", "/api/v1/events", Some(body.clone()))
+        .await;
     assert_eq!(status, 503, "the client cannot know the event was queued");
-    assert!(faults.injected() >= 3, "every attempt reached the queue and lost its answer");
+    assert!(
+        faults.injected() >= 3,
+        "every attempt reached the queue and lost its answer"
+    );
 
     // When the client retries (the event is resent with the same deduplication id).
-    let (status, response) = stack.call(&stack.app(), "POST", "/api/v1/events", Some(body)).await;
+    let (status, response) = stack
+        .call(&stack.app(), "POST", "/api/v1/events", Some(body))
+        .await;
     assert_eq!(status, 200, "{response}");
     stack.drainer().drain().await.unwrap();
 

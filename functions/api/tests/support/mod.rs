@@ -162,6 +162,20 @@ impl Api {
         }
     }
 
+    /// The same organization through a router whose dependencies `configure` completes
+    /// (optional ones, such as the webhook public key).
+    pub fn reconfigured(&self, configure: impl FnOnce(api::Deps) -> api::Deps) -> Api {
+        Api {
+            router: api::router(configure(api::Deps::new(self.store.clone()))),
+            ..self.clone()
+        }
+    }
+
+    /// The router, for requests whose answer is not JSON.
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
     /// Sends raw bytes with an optional `Authorization` header value.
     pub async fn send_raw(
         &self,

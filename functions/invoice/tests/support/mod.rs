@@ -19,8 +19,9 @@ use billing::catalog::organization::{Organization, OrganizationSettings};
 use billing_aws::{
     BillingStore,
     billing_queue::BillingQueue,
-    infra, provision,
+    infra,
     messages::{EVENTS_MESSAGE_VERSION, EventsMessage, QueuedEvent},
+    provision,
     usage::UsageStore,
 };
 use chrono::{DateTime, Utc};
@@ -64,7 +65,12 @@ impl Scenario {
         let stack = provision::provision(&sdk, &prefix)
             .await
             .unwrap_or_else(|e| panic!("provisioning {prefix}: {e}"));
-        let var = |k: &str| stack.get(k).unwrap_or_else(|| panic!("{k} provisioned")).to_owned();
+        let var = |k: &str| {
+            stack
+                .get(k)
+                .unwrap_or_else(|| panic!("{k} provisioned"))
+                .to_owned()
+        };
         let store = BillingStore::new(&sdk, var(infra::BILLING_TABLE.env_var));
         let usage = UsageStore::new(&sdk, var(infra::USAGE_TABLE.env_var));
         let billing_queue_url = var(infra::BILLING_QUEUE.env_var);
@@ -78,7 +84,12 @@ impl Scenario {
         };
         store.create_organization(&org, &key).await.unwrap();
         let clock = Arc::new(Mutex::new(t("2024-01-01T00:00:00Z")));
-        let mut deps = api::Deps::new(store.clone()).with_usage(usage.clone());
+        let mut deps = api::Deps::new(store.clone())
+            .with_usage(usage.clone())
+            .with_documents(billing_aws::documents::DocumentStore::new(
+                &sdk,
+                var(infra::DOCUMENTS_BUCKET.env_var),
+            ));
         let c = clock.clone();
         deps.clock = Arc::new(move || *c.lock().unwrap());
         Scenario {
@@ -91,7 +102,10 @@ impl Scenario {
             invoicing: invoicing::Deps {
                 store: store.clone(),
                 usage,
-                bus: Some(billing_aws::bus::EventBus::new(&sdk, var(infra::BUS.env_var))),
+                bus: Some(billing_aws::bus::EventBus::new(
+                    &sdk,
+                    var(infra::BUS.env_var),
+                )),
                 ids: Arc::new(|| uuid::Uuid::new_v4().to_string()),
             },
             billing_clock: billing_clock::Deps {
@@ -109,7 +123,12 @@ impl Scenario {
         *self.clock.lock().unwrap() = t(at);
     }
 
-    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = Request::builder()
             .method(method)
             .uri(format!("/api/v1{path}"))
@@ -152,12 +171,22 @@ impl Scenario {
                 Some(json!({"billable_metric": {"name": code, "code": code, "aggregation_type": "count_agg"}})),
             )
             .await;
-        self.metrics
-            .insert(code.into(), v["billable_metric"]["lago_id"].as_str().unwrap().into());
+        self.metrics.insert(
+            code.into(),
+            v["billable_metric"]["lago_id"].as_str().unwrap().into(),
+        );
     }
 
     /// A plan; `charges` are `(metric code, unit price)` standard charges.
-    pub async fn plan(&self, code: &str, interval: &str, amount_cents: i64, advance: bool, extra: Value, charges: &[(&str, &str)]) {
+    pub async fn plan(
+        &self,
+        code: &str,
+        interval: &str,
+        amount_cents: i64,
+        advance: bool,
+        extra: Value,
+        charges: &[(&str, &str)],
+    ) {
         let charges: Vec<Value> = charges
             .iter()
             .map(|(m, amount)| {
@@ -176,19 +205,34 @@ impl Scenario {
         if let (Some(p), Some(e)) = (plan.as_object_mut(), extra.as_object()) {
             p.extend(e.clone());
         }
-        self.ok(Method::POST, "/plans", Some(json!({"plan": plan}))).await;
+        self.ok(Method::POST, "/plans", Some(json!({"plan": plan})))
+            .await;
     }
 
-    pub async fn customer(&self, external_id: &str, timezone: &str, grace_days: Option<i64>) -> Value {
+    pub async fn customer(
+        &self,
+        external_id: &str,
+        timezone: &str,
+        grace_days: Option<i64>,
+    ) -> Value {
         let mut c = json!({"external_id": external_id, "name": external_id, "timezone": timezone});
         if let Some(g) = grace_days {
             c["billing_configuration"] = json!({"invoice_grace_period": g});
         }
-        self.ok(Method::POST, "/customers", Some(json!({"customer": c}))).await["customer"].clone()
+        self.ok(Method::POST, "/customers", Some(json!({"customer": c})))
+            .await["customer"]
+            .clone()
     }
 
     /// `POST /subscriptions` at the API's current time.
-    pub async fn subscribe(&self, external_id: &str, customer: &str, plan: &str, billing_time: &str, subscription_at: &str) -> Value {
+    pub async fn subscribe(
+        &self,
+        external_id: &str,
+        customer: &str,
+        plan: &str,
+        billing_time: &str,
+        subscription_at: &str,
+    ) -> Value {
         self.ok(
             Method::POST,
             "/subscriptions",
@@ -237,7 +281,10 @@ impl Scenario {
 
     /// The billing clock at `at` (what the schedule runs), without processing the queue.
     pub async fn fire_clock(&self, at: &str) -> usize {
-        billing_clock::run(&self.billing_clock, t(at)).await.unwrap().enqueued
+        billing_clock::run(&self.billing_clock, t(at))
+            .await
+            .unwrap()
+            .enqueued
     }
 
     /// Receives one batch of the billing queue as the Lambda event source would.
@@ -303,16 +350,26 @@ impl Scenario {
         let mut out = Vec::new();
         for i in list["invoices"].as_array().unwrap() {
             let id = i["lago_id"].as_str().unwrap();
-            let full = self.ok(Method::GET, &format!("/invoices/{id}"), None).await["invoice"].clone();
+            let full =
+                self.ok(Method::GET, &format!("/invoices/{id}"), None).await["invoice"].clone();
             if full["billing_periods"][0]["external_subscription_id"] == external_subscription_id {
                 out.push(full);
             }
         }
         out.sort_by_key(|i| {
             (
-                i["billing_periods"][0]["charges_from_datetime"].as_str().unwrap_or("").to_owned(),
-                i["billing_periods"][0]["subscription_from_datetime"].as_str().unwrap_or("").to_owned(),
-                i["billing_periods"][0]["invoicing_reason"].as_str().unwrap_or("").to_owned(),
+                i["billing_periods"][0]["charges_from_datetime"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                i["billing_periods"][0]["subscription_from_datetime"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+                i["billing_periods"][0]["invoicing_reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
             )
         });
         out

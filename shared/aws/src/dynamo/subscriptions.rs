@@ -356,6 +356,16 @@ impl BillingStore {
                 AttributeValue::N((change.read_version + 1).to_string()),
             ),
         ]);
+        // The billing clock looks at this external id again from the time of the change.
+        if let Some(at) = change.subscriptions.iter().map(|r| r.updated_at).max() {
+            items.push(super::billing_schedule::touch(
+                self.table(),
+                org_id,
+                change.external_id,
+                at,
+                change.read_version + 1,
+            )?);
+        }
         for record in &change.subscriptions {
             items.push(versioned_put(
                 self.table(),
@@ -381,16 +391,6 @@ impl BillingStore {
         // change too (DynamoDB's reads are per-item; the emulator applies items in order).
         // `subscription_family` reads the head before the subscriptions for the same reason.
         items.push(versioned_put(self.table(), head, change.read_version + 1)?);
-        // The billing clock looks at this external id again from the time of the change.
-        if let Some(at) = change.subscriptions.iter().map(|r| r.updated_at).max() {
-            items.push(super::billing_schedule::touch(
-                self.table(),
-                org_id,
-                change.external_id,
-                at,
-                change.read_version + 1,
-            )?);
-        }
         let result = self
             .client()
             .transact_write_items()

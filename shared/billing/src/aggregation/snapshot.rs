@@ -156,25 +156,33 @@ impl Aggregator {
             (StateSnapshot::Max { max, events_count }, StateKind::Max(_)) => {
                 StateKind::Max(MaxState::from_parts(*max, *events_count))
             }
-            (StateSnapshot::Latest { latest, events_count }, StateKind::Latest(_)) => {
-                StateKind::Latest(LatestState::from_parts(
-                    latest.map(|(t, s, v)| (EventKey::new(t, s), v)),
-                    *events_count,
-                ))
-            }
-            (StateSnapshot::UniqueCount { values, events_count }, StateKind::UniqueCount(_)) => {
-                StateKind::UniqueCount(UniqueCountState::from_parts(
-                    values.iter().map(|v| {
-                        let op = if v.active {
-                            Operation::Add
-                        } else {
-                            Operation::Remove
-                        };
-                        (v.value.clone(), v.key(), op)
-                    }),
-                    *events_count,
-                ))
-            }
+            (
+                StateSnapshot::Latest {
+                    latest,
+                    events_count,
+                },
+                StateKind::Latest(_),
+            ) => StateKind::Latest(LatestState::from_parts(
+                latest.map(|(t, s, v)| (EventKey::new(t, s), v)),
+                *events_count,
+            )),
+            (
+                StateSnapshot::UniqueCount {
+                    values,
+                    events_count,
+                },
+                StateKind::UniqueCount(_),
+            ) => StateKind::UniqueCount(UniqueCountState::from_parts(
+                values.iter().map(|v| {
+                    let op = if v.active {
+                        Operation::Add
+                    } else {
+                        Operation::Remove
+                    };
+                    (v.value.clone(), v.key(), op)
+                }),
+                *events_count,
+            )),
             (
                 StateSnapshot::WeightedSum {
                     area,
@@ -233,7 +241,10 @@ mod tests {
                 panic!("aggregator for {agg:?}")
             };
             let mut state = a.empty_state();
-            for (i, t) in [from, at(1_701_000_000), at(1_701_000_000)].into_iter().enumerate() {
+            for (i, t) in [from, at(1_701_000_000), at(1_701_000_000)]
+                .into_iter()
+                .enumerate()
+            {
                 let event = super::super::UsageEvent::new(EventKey::new(t, i as u64), &props);
                 assert_eq!(a.fold(&mut state, &event), Ok(()), "{agg:?}");
             }

@@ -10,6 +10,7 @@ pub mod organization;
 pub mod plan;
 pub mod subscription;
 pub mod tax;
+pub mod webhook_endpoint;
 
 /// One rejected input field: Lago's field name and its snake_case error code
 /// (`value_is_mandatory`, `value_is_invalid`, `invalid_value`, ...).

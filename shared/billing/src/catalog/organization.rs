@@ -118,7 +118,11 @@ impl OrganizationSettings {
             default_currency: "USD".into(),
             timezone: Tz::UTC,
             document_numbering: DocumentNumbering::PerCustomer,
-            document_number_prefix: if prefix.is_empty() { "ORG".into() } else { prefix },
+            document_number_prefix: if prefix.is_empty() {
+                "ORG".into()
+            } else {
+                prefix
+            },
             net_payment_term: 0,
             invoice_grace_period: 0,
             document_locale: "en".into(),
@@ -170,9 +174,7 @@ impl OrganizationSettings {
         if let Some(n) = patch.document_numbering {
             match n.as_str() {
                 "per_customer" => next.document_numbering = DocumentNumbering::PerCustomer,
-                "per_organization" => {
-                    next.document_numbering = DocumentNumbering::PerOrganization
-                }
+                "per_organization" => next.document_numbering = DocumentNumbering::PerOrganization,
                 _ => errors.push("document_numbering", "value_is_invalid"),
             }
         }
@@ -184,7 +186,11 @@ impl OrganizationSettings {
             }
         }
         for (field, value, slot) in [
-            ("net_payment_term", patch.net_payment_term, &mut next.net_payment_term),
+            (
+                "net_payment_term",
+                patch.net_payment_term,
+                &mut next.net_payment_term,
+            ),
             (
                 "invoice_grace_period",
                 patch.invoice_grace_period,

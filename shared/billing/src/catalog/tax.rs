@@ -120,8 +120,14 @@ mod tests {
 
     #[test]
     fn a_decimal_string_rate_is_kept_exactly() {
-        assert_eq!(tax(Some("20.0")).map(|t| t.rate().to_string()), Ok("20".into()));
-        assert_eq!(tax(Some("5.5")).map(|t| t.rate().to_string()), Ok("5.5".into()));
+        assert_eq!(
+            tax(Some("20.0")).map(|t| t.rate().to_string()),
+            Ok("20".into())
+        );
+        assert_eq!(
+            tax(Some("5.5")).map(|t| t.rate().to_string()),
+            Ok("5.5".into())
+        );
         assert_eq!(tax(Some("0")).map(|t| t.rate().to_string()), Ok("0".into()));
     }
 
@@ -131,7 +137,10 @@ mod tests {
             let errors = tax(Some(bad)).err().map(|e| e.0);
             assert_eq!(
                 errors,
-                Some(vec![super::super::FieldError::new("rate", "value_is_invalid")]),
+                Some(vec![super::super::FieldError::new(
+                    "rate",
+                    "value_is_invalid"
+                )]),
                 "{bad}"
             );
         }

@@ -137,13 +137,33 @@ mod tests {
 
     #[test]
     fn timestamps_are_unix_seconds_as_integer_or_string_with_fractions() {
-        let at = |ms: i64| TimestampInput::At(DateTime::from_timestamp_millis(ms).unwrap_or_default());
-        assert_eq!(parse_timestamp(Some(&json!(1651240791))), at(1_651_240_791_000));
-        assert_eq!(parse_timestamp(Some(&json!("1651240791.123"))), at(1_651_240_791_123));
-        assert_eq!(parse_timestamp(Some(&json!(1651240791.5))), at(1_651_240_791_500));
+        let at =
+            |ms: i64| TimestampInput::At(DateTime::from_timestamp_millis(ms).unwrap_or_default());
+        assert_eq!(
+            parse_timestamp(Some(&json!(1651240791))),
+            at(1_651_240_791_000)
+        );
+        assert_eq!(
+            parse_timestamp(Some(&json!("1651240791.123"))),
+            at(1_651_240_791_123)
+        );
+        assert_eq!(
+            parse_timestamp(Some(&json!(1651240791.5))),
+            at(1_651_240_791_500)
+        );
         assert_eq!(parse_timestamp(None), TimestampInput::Absent);
-        for bad in [json!("yesterday"), json!("-5"), json!(true), json!("1e9"), json!("")] {
-            assert_eq!(parse_timestamp(Some(&bad)), TimestampInput::Invalid, "{bad}");
+        for bad in [
+            json!("yesterday"),
+            json!("-5"),
+            json!(true),
+            json!("1e9"),
+            json!(""),
+        ] {
+            assert_eq!(
+                parse_timestamp(Some(&bad)),
+                TimestampInput::Invalid,
+                "{bad}"
+            );
         }
     }
 }

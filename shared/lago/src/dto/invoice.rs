@@ -358,7 +358,13 @@ pub fn usage_period_object(r: &Record<Invoice>) -> Value {
             let usage: Vec<&&Fee> = fees
                 .iter()
                 .filter(|f| {
-                    !matches!(&f.item, FeeItem::Charge { true_up_parent_fee_id: Some(_), .. })
+                    !matches!(
+                        &f.item,
+                        FeeItem::Charge {
+                            true_up_parent_fee_id: Some(_),
+                            ..
+                        }
+                    )
                 })
                 .collect();
             let units: Decimal = usage.iter().map(|f| f.units).sum();

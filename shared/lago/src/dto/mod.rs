@@ -8,6 +8,7 @@ pub mod organization;
 pub mod plan;
 pub mod subscription;
 pub mod tax;
+pub mod webhook_endpoint;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};

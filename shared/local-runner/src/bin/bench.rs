@@ -12,8 +12,13 @@ use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use axum::{Router, body::Body, http::Request};
 use billing_aws::{
-    BillingStore, config, events::EventStore, infra, messages::{EVENTS_MESSAGE_VERSION, EventsMessage, QueuedEvent},
-    provision, queue::EventQueue, usage::UsageStore,
+    BillingStore, config,
+    events::EventStore,
+    infra,
+    messages::{EVENTS_MESSAGE_VERSION, EventsMessage, QueuedEvent},
+    provision,
+    queue::EventQueue,
+    usage::UsageStore,
 };
 use http_body_util::BodyExt;
 use local_runner::{
@@ -31,7 +36,10 @@ const LAMBDA_REQUEST: f64 = 0.20;
 const HTTP_API_REQUEST: f64 = 1.00;
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Bench {
@@ -44,7 +52,12 @@ struct Bench {
 }
 
 impl Bench {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<(u16, Value)> {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<(u16, Value)> {
         let request = Request::builder()
             .method(method)
             .uri(path)
@@ -54,7 +67,10 @@ impl Bench {
         let response = self.app.clone().oneshot(request).await?;
         let status = response.status().as_u16();
         let bytes = response.into_body().collect().await?.to_bytes();
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Ok((
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
     async fn ok(&self, method: &str, path: &str, body: Value) -> anyhow::Result<Value> {
@@ -66,27 +82,49 @@ impl Bench {
     /// A metric, a plan at 0.01 USD per unit, a customer and a subscription; returns ids.
     async fn subscription(&self, tag: &str) -> anyhow::Result<(String, String, String)> {
         let metric = format!("bench_{tag}");
-        self.ok("POST", "/api/v1/billable_metrics", json!({"billable_metric": {
-            "name": "Bench", "code": metric, "aggregation_type": "sum_agg", "field_name": "n"}})).await?;
+        self.ok(
+            "POST",
+            "/api/v1/billable_metrics",
+            json!({"billable_metric": {
+            "name": "Bench", "code": metric, "aggregation_type": "sum_agg", "field_name": "n"}}),
+        )
+        .await?;
         self.ok("POST", "/api/v1/plans", json!({"plan": {"name": "Bench", "code": format!("plan_{tag}"),
             "interval": "monthly", "amount_cents": 0, "amount_currency": "USD", "pay_in_advance": false,
             "charges": [{"billable_metric_code": metric, "charge_model": "standard", "properties": {"amount": "0.01"}}]}})).await?;
         let customer = format!("cus_{tag}");
-        self.ok("POST", "/api/v1/customers", json!({"customer": {"external_id": customer}})).await?;
+        self.ok(
+            "POST",
+            "/api/v1/customers",
+            json!({"customer": {"external_id": customer}}),
+        )
+        .await?;
         let sub = format!("sub_{tag}");
         let started = chrono::Utc::now() - chrono::Duration::hours(1);
-        self.ok("POST", "/api/v1/subscriptions", json!({"subscription": {"external_customer_id": customer,
+        self.ok(
+            "POST",
+            "/api/v1/subscriptions",
+            json!({"subscription": {"external_customer_id": customer,
             "plan_code": format!("plan_{tag}"), "external_id": sub,
-            "subscription_at": started.format("%Y-%m-%dT%H:%M:%SZ").to_string()}})).await?;
+            "subscription_at": started.format("%Y-%m-%dT%H:%M:%SZ").to_string()}}),
+        )
+        .await?;
         Ok((metric, customer, sub))
     }
 
     /// Aggregates until the queue is empty; returns the worker invocations.
     async fn drain(&self) -> anyhow::Result<u64> {
-        let poller = QueuePoller::new(self.sqs.clone(), &self.queue_url, Duration::ZERO, Duration::ZERO);
+        let poller = QueuePoller::new(
+            self.sqs.clone(),
+            &self.queue_url,
+            Duration::ZERO,
+            Duration::ZERO,
+        );
         let mut invocations = 0;
         loop {
-            let report = poller.poll_once(|e| aggregate::handler(&self.aggregate, e)).await?;
+            let report = poller
+                .poll_once(|e| aggregate::handler(&self.aggregate, e))
+                .await?;
             if report.received > 0 {
                 invocations += 1;
             } else if poller.outstanding().await? == 0 {
@@ -96,7 +134,13 @@ impl Bench {
     }
 }
 
-fn report(title: &str, events: usize, http_requests: usize, worker_invocations: u64, usage: &Usage) {
+fn report(
+    title: &str,
+    events: usize,
+    http_requests: usize,
+    worker_invocations: u64,
+    usage: &Usage,
+) {
     let n = events as f64;
     println!("\n{title}: {events} events, {http_requests} HTTP requests");
     println!("  AWS requests per event, by API:");
@@ -120,7 +164,11 @@ fn report(title: &str, events: usize, http_requests: usize, worker_invocations: 
     );
 }
 
-async fn median_latency(bench: &Bench, customer: &str, sub: &str) -> anyhow::Result<(Duration, Value)> {
+async fn median_latency(
+    bench: &Bench,
+    customer: &str,
+    sub: &str,
+) -> anyhow::Result<(Duration, Value)> {
     let path = format!("/api/v1/customers/{customer}/current_usage?external_subscription_id={sub}");
     let mut samples = Vec::new();
     let mut last = Value::Null;
@@ -143,10 +191,14 @@ async fn main() -> anyhow::Result<()> {
     let sdk = config::sdk_config().await;
     let meter = Meter::default();
     let dynamo = aws_sdk_dynamodb::Client::from_conf(
-        aws_sdk_dynamodb::config::Builder::from(&sdk).interceptor(meter.clone()).build(),
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .interceptor(meter.clone())
+            .build(),
     );
     let sqs = aws_sdk_sqs::Client::from_conf(
-        aws_sdk_sqs::config::Builder::from(&sdk).interceptor(meter.clone()).build(),
+        aws_sdk_sqs::config::Builder::from(&sdk)
+            .interceptor(meter.clone())
+            .build(),
     );
     let prefix = format!("bench-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let stack = provision::provision(&sdk, &prefix).await?;
@@ -158,7 +210,10 @@ async fn main() -> anyhow::Result<()> {
     let queue = EventQueue::with_client(sqs.clone(), queue_url.clone());
     let key = local_runner::organization::new_api_key();
     let org = local_runner::organization::create(&store, "Bench", &key).await?;
-    let aggregate = aggregate::Deps { billing: store.clone(), usage: usage.clone() };
+    let aggregate = aggregate::Deps {
+        billing: store.clone(),
+        usage: usage.clone(),
+    };
     let drainer = Drainer::new(
         QueuePoller::new(sqs.clone(), &queue_url, Duration::ZERO, Duration::ZERO),
         aggregate.clone(),
@@ -168,42 +223,89 @@ async fn main() -> anyhow::Result<()> {
         ingest::Deps::new(store.clone(), events, queue),
         drainer,
     );
-    let bench = Bench { app, key, meter: meter.clone(), queue_url, sqs, aggregate };
-    println!("Benchmark against {} (prefix {prefix})", std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into()));
+    let bench = Bench {
+        app,
+        key,
+        meter: meter.clone(),
+        queue_url,
+        sqs,
+        aggregate,
+    };
+    println!(
+        "Benchmark against {} (prefix {prefix})",
+        std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "AWS".into())
+    );
 
     // 1. One event per request.
     let (metric, customer, sub) = bench.subscription("single").await?;
     bench.meter.reset();
     for i in 0..single {
-        bench.ok("POST", "/api/v1/events", json!({"event": {"transaction_id": format!("s{i}"),
-            "external_subscription_id": sub, "code": metric, "properties": {"n": 1}}})).await?;
+        bench
+            .ok(
+                "POST",
+                "/api/v1/events",
+                json!({"event": {"transaction_id": format!("s{i}"),
+            "external_subscription_id": sub, "code": metric, "properties": {"n": 1}}}),
+            )
+            .await?;
     }
     let invocations = bench.drain().await?;
-    report("POST /api/v1/events (one event per request)", single, single, invocations, &bench.meter.usage());
+    report(
+        "POST /api/v1/events (one event per request)",
+        single,
+        single,
+        invocations,
+        &bench.meter.usage(),
+    );
     let (_, body) = median_latency(&bench, &customer, &sub).await?;
-    anyhow::ensure!(body["customer_usage"]["charges_usage"][0]["events_count"] == json!(single), "every event counted: {body}");
+    anyhow::ensure!(
+        body["customer_usage"]["charges_usage"][0]["events_count"] == json!(single),
+        "every event counted: {body}"
+    );
 
     // 2. A hundred events per request.
     let (metric, customer, sub) = bench.subscription("batched").await?;
     bench.meter.reset();
     let mut requests = 0;
     for chunk in (0..batched).collect::<Vec<_>>().chunks(100) {
-        let events: Vec<Value> = chunk.iter().map(|i| json!({"transaction_id": format!("b{i}"),
-            "external_subscription_id": sub, "code": metric, "properties": {"n": 1}})).collect();
-        bench.ok("POST", "/api/v1/events/batch", json!({"events": events})).await?;
+        let events: Vec<Value> = chunk
+            .iter()
+            .map(|i| {
+                json!({"transaction_id": format!("b{i}"),
+            "external_subscription_id": sub, "code": metric, "properties": {"n": 1}})
+            })
+            .collect();
+        bench
+            .ok("POST", "/api/v1/events/batch", json!({"events": events}))
+            .await?;
         requests += 1;
     }
     let invocations = bench.drain().await?;
-    report("POST /api/v1/events/batch (100 events per request)", batched, requests, invocations, &bench.meter.usage());
+    report(
+        "POST /api/v1/events/batch (100 events per request)",
+        batched,
+        requests,
+        invocations,
+        &bench.meter.usage(),
+    );
     let (_, body) = median_latency(&bench, &customer, &sub).await?;
-    anyhow::ensure!(body["customer_usage"]["charges_usage"][0]["events_count"] == json!(batched), "every event counted: {body}");
+    anyhow::ensure!(
+        body["customer_usage"]["charges_usage"][0]["events_count"] == json!(batched),
+        "every event counted: {body}"
+    );
 
     // 3. Current usage latency: 100 events in a period, then a period holding `large` events
     //    (folded by the aggregate worker from messages of 100 events, ten messages a batch).
     let (metric, small_customer, small_sub) = bench.subscription("small").await?;
-    let events: Vec<Value> = (0..100).map(|i| json!({"transaction_id": format!("l{i}"),
-        "external_subscription_id": small_sub, "code": metric, "properties": {"n": 1}})).collect();
-    bench.ok("POST", "/api/v1/events/batch", json!({"events": events})).await?;
+    let events: Vec<Value> = (0..100)
+        .map(|i| {
+            json!({"transaction_id": format!("l{i}"),
+        "external_subscription_id": small_sub, "code": metric, "properties": {"n": 1}})
+        })
+        .collect();
+    bench
+        .ok("POST", "/api/v1/events/batch", json!({"events": events}))
+        .await?;
     bench.drain().await?;
     let (small_latency, _) = median_latency(&bench, &small_customer, &small_sub).await?;
 
@@ -220,8 +322,14 @@ async fn main() -> anyhow::Result<()> {
                 events: (0..100)
                     .map(|_| {
                         sequence += 1;
-                        QueuedEvent { tx: format!("x{sequence}"), code: metric.clone(), ts_ms: now,
-                            seq: sequence, props: [("n".to_owned(), "1".to_owned())].into(), amt: None }
+                        QueuedEvent {
+                            tx: format!("x{sequence}"),
+                            code: metric.clone(),
+                            ts_ms: now,
+                            seq: sequence,
+                            props: [("n".to_owned(), "1".to_owned())].into(),
+                            amt: None,
+                        }
                     })
                     .collect(),
             };
@@ -231,13 +339,27 @@ async fn main() -> anyhow::Result<()> {
             event.records.push(record);
         }
         let response = aggregate::handler(&bench.aggregate, event).await;
-        anyhow::ensure!(response.batch_item_failures.is_empty(), "large batch {batch} failed");
+        anyhow::ensure!(
+            response.batch_item_failures.is_empty(),
+            "large batch {batch} failed"
+        );
     }
     let (large_latency, body) = median_latency(&bench, &large_customer, &large_sub).await?;
-    let counted = body["customer_usage"]["charges_usage"][0]["events_count"].as_u64().unwrap_or(0);
+    let counted = body["customer_usage"]["charges_usage"][0]["events_count"]
+        .as_u64()
+        .unwrap_or(0);
     println!("\nCurrent usage latency (median of 15, local stack):");
-    println!("  100 events in the period:      {:>8.2} ms", small_latency.as_secs_f64() * 1000.0);
-    println!("  {counted} events in the period: {:>8.2} ms", large_latency.as_secs_f64() * 1000.0);
-    println!("  ratio: {:.2}", large_latency.as_secs_f64() / small_latency.as_secs_f64());
+    println!(
+        "  100 events in the period:      {:>8.2} ms",
+        small_latency.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  {counted} events in the period: {:>8.2} ms",
+        large_latency.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  ratio: {:.2}",
+        large_latency.as_secs_f64() / small_latency.as_secs_f64()
+    );
     Ok(())
 }

@@ -10,7 +10,9 @@ use aws_smithy_runtime_api::{
     client::{
         interceptors::{
             Intercept,
-            context::{BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef},
+            context::{
+                BeforeDeserializationInterceptorContextMut, BeforeTransmitInterceptorContextRef,
+            },
         },
         orchestrator::{HttpResponse, Metadata},
         runtime_components::RuntimeComponents,
@@ -48,13 +50,16 @@ pub struct Faults {
 impl Faults {
     /// After letting `skip` calls of `operation` through, injects `fault` into the next `times`.
     pub fn add(&self, operation: &'static str, skip: usize, times: usize, fault: Fault) {
-        self.rules.lock().unwrap_or_else(|e| e.into_inner()).push(Rule {
-            operation,
-            skip,
-            times,
-            fault,
-            seen: 0,
-        });
+        self.rules
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Rule {
+                operation,
+                skip,
+                times,
+                fault,
+                seen: 0,
+            });
     }
 
     /// How many faults were injected so far.
@@ -77,7 +82,10 @@ impl Faults {
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         let mut fire = false;
         // Every rule counts every matching call, whichever fires.
-        for rule in rules.iter_mut().filter(|r| r.operation == operation && r.fault == stage) {
+        for rule in rules
+            .iter_mut()
+            .filter(|r| r.operation == operation && r.fault == stage)
+        {
             rule.seen += 1;
             if rule.seen > rule.skip && rule.seen <= rule.skip + rule.times {
                 fire = true;

@@ -8,8 +8,8 @@ pub mod faults;
 
 use std::{sync::Arc, time::Duration};
 
-use aws_sdk_sqs::types::MessageSystemAttributeName;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use axum::{Router, body::Body, http::Request};
 use billing_aws::{
     BillingStore, config, events::EventStore, infra, provision, queue::EventQueue,
@@ -49,8 +49,13 @@ impl Stack {
         );
         let sdk = config::sdk_config().await;
         let base = std::env::var("RESOURCE_PREFIX").unwrap_or_else(|_| "test".into());
-        let prefix = format!("{base}-{name}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let p = provision::provision(&sdk, &prefix).await.expect("provision");
+        let prefix = format!(
+            "{base}-{name}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        let p = provision::provision(&sdk, &prefix)
+            .await
+            .expect("provision");
         let get = |v: &str| p.get(v).expect(v).to_owned();
         let store = BillingStore::new(&sdk, get(infra::BILLING_TABLE.env_var));
         let api_key = local_runner::organization::new_api_key();
@@ -110,8 +115,14 @@ impl Stack {
         )
     }
 
-    pub async fn call(&self, app: &Router, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = Request::builder()
+    pub async fn call(
+        &self,
+        app: &Router,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let request = Request::builder()
             .method(method)
             .uri(path)
             .header("authorization", format!("Bearer {}", self.api_key))
@@ -138,35 +149,61 @@ impl Stack {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let metric = format!("n_{}", &id[..8]);
         let (s, b) = self
-            .call(&app, "POST", "/api/v1/billable_metrics", Some(json!({"billable_metric": {
-                "name": "N", "code": metric, "aggregation_type": "sum_agg", "field_name": "n"}})))
+            .call(
+                &app,
+                "POST",
+                "/api/v1/billable_metrics",
+                Some(json!({"billable_metric": {
+                "name": "N", "code": metric, "aggregation_type": "sum_agg", "field_name": "n"}})),
+            )
             .await;
         assert_eq!(s, 200, "{b}");
         let charges: Vec<Value> = (0..charges)
-            .map(|i| json!({"billable_metric_code": metric, "code": format!("c{i}"),
-                "charge_model": "standard", "properties": {"amount": "1"}}))
+            .map(|i| {
+                json!({"billable_metric_code": metric, "code": format!("c{i}"),
+                "charge_model": "standard", "properties": {"amount": "1"}})
+            })
             .collect();
         let plan = format!("p_{}", &id[..8]);
         let (s, b) = self
-            .call(&app, "POST", "/api/v1/plans", Some(json!({"plan": {
+            .call(
+                &app,
+                "POST",
+                "/api/v1/plans",
+                Some(json!({"plan": {
                 "name": "P", "code": plan, "interval": "monthly", "amount_cents": 0,
-                "amount_currency": "USD", "pay_in_advance": false, "charges": charges}})))
+                "amount_currency": "USD", "pay_in_advance": false, "charges": charges}})),
+            )
             .await;
         assert_eq!(s, 200, "{b}");
         let customer = format!("cus_{}", &id[..8]);
         let (s, b) = self
-            .call(&app, "POST", "/api/v1/customers", Some(json!({"customer": {"external_id": customer}})))
+            .call(
+                &app,
+                "POST",
+                "/api/v1/customers",
+                Some(json!({"customer": {"external_id": customer}})),
+            )
             .await;
         assert_eq!(s, 200, "{b}");
         let subscription = format!("sub_{}", &id[..8]);
         let started = chrono::Utc::now() - chrono::Duration::hours(1);
         let (s, b) = self
-            .call(&app, "POST", "/api/v1/subscriptions", Some(json!({"subscription": {
+            .call(
+                &app,
+                "POST",
+                "/api/v1/subscriptions",
+                Some(json!({"subscription": {
                 "external_customer_id": customer, "plan_code": plan, "external_id": subscription,
-                "subscription_at": started.format("%Y-%m-%dT%H:%M:%SZ").to_string()}})))
+                "subscription_at": started.format("%Y-%m-%dT%H:%M:%SZ").to_string()}})),
+            )
             .await;
         assert_eq!(s, 200, "{b}");
-        Billed { metric, customer, subscription }
+        Billed {
+            metric,
+            customer,
+            subscription,
+        }
     }
 
     /// An event body worth `n` units.
@@ -196,7 +233,10 @@ impl Stack {
                 .iter()
                 .map(|c| c["units"].as_str().unwrap().parse().unwrap())
                 .collect(),
-            charges.iter().map(|c| c["events_count"].as_u64().unwrap()).collect(),
+            charges
+                .iter()
+                .map(|c| c["events_count"].as_u64().unwrap())
+                .collect(),
             usage["amount_cents"].as_i64().unwrap(),
         )
     }
