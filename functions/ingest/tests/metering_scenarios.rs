@@ -544,6 +544,59 @@ async fn every_charge_model_prices_its_units_as_lago_does() {
 }
 
 #[tokio::test]
+async fn percentage_free_units_of_a_count_come_from_its_running_totals() {
+    // Given counts priced by percentage: 10 % of the units plus 1 USD per paid event, the
+    // first 2 events free on one charge, the first 2.5 units free on the other
+    let stack = Stack::start_at(NOW).await;
+    let code = uniq("calls");
+    let metric = stack.metric(&code, "count_agg", json!({})).await;
+    let plan = uniq("plan");
+    stack
+        .plan(
+            &plan,
+            json!([
+                charge(
+                    "free_events",
+                    &metric,
+                    "percentage",
+                    json!({"rate": "10", "fixed_amount": "1", "free_units_per_events": 2})
+                ),
+                charge(
+                    "free_units",
+                    &metric,
+                    "percentage",
+                    json!({"rate": "10", "fixed_amount": "1",
+                              "free_units_per_total_aggregation": "2.5"})
+                ),
+            ]),
+        )
+        .await;
+    let (customer, sub) = stack.subscribe(&plan, MARCH_1).await;
+
+    // When 5 events arrive
+    let events = (0..5)
+        .map(|_| event(&code, &sub, "2024-03-07T00:00:00Z", json!({})))
+        .collect();
+    stack.batch(events).await.ok("events");
+
+    // Then (SEMANTICS §2.8, §4.6) the running totals are [1, 2, 3, 4, 5]:
+    //   free_units_per_events 2: free units = rt[1] = 2, free events = 2:
+    //     (5 - 2) × 10 % = 0.3, plus (5 - 2) × 1 = 3: 3.30 USD = 330 cents
+    //   free_units_per_total_aggregation 2.5: 5 > 2.5, so free units = 2.5, and the totals
+    //     below 2.5 are 1 and 2, so 2 free events: (5 - 2.5) × 10 % = 0.25, plus 3 × 1 = 3:
+    //     3.25 USD = 325 cents
+    let usage = stack.usage(&customer, &sub).await;
+    assert_eq!(
+        figures(charge_usage(&usage, "free_events")),
+        expect("5.0", 330, 5)
+    );
+    assert_eq!(
+        figures(charge_usage(&usage, "free_units")),
+        expect("5.0", 325, 5)
+    );
+}
+
+#[tokio::test]
 async fn dynamic_bills_the_sum_of_the_events_precise_amounts() {
     // Given a dynamic charge on a sum of `gb`
     let stack = Stack::start_at(NOW).await;

@@ -343,3 +343,69 @@ async fn a_message_that_is_not_a_domain_event_is_reported_failed() {
     assert_eq!(response.batch_item_failures.len(), 1);
     assert_eq!(response.batch_item_failures[0].item_identifier, "m-1");
 }
+
+#[tokio::test]
+async fn subscriptions_started_and_terminated_through_the_api_reach_the_endpoint() {
+    // Given an endpoint for subscription events, a customer and a plan,
+    let stack = Stack::provision().await;
+    let org = stack.organization("Acme").await;
+    let receiver = Receiver::start(200).await;
+    org.endpoint(json!({"webhook_url": receiver.url,
+                        "event_types": ["subscription.started", "subscription.terminated"]}))
+        .await;
+    org.send(
+        http::Method::POST,
+        "/api/v1/customers",
+        Some(json!({"customer": {"external_id": "cus_1", "name": "Jane"}})),
+    )
+    .await;
+    org.send(
+        http::Method::POST,
+        "/api/v1/plans",
+        Some(
+            json!({"plan": {"name": "Basic", "code": "basic", "interval": "monthly",
+                             "amount_cents": 1000, "amount_currency": "EUR",
+                             "pay_in_advance": false}}),
+        ),
+    )
+    .await;
+    let deps = stack.dispatcher(Backoff::NONE).await;
+
+    // when a subscription starts, then it is terminated,
+    let created = org
+        .send(
+            http::Method::POST,
+            "/api/v1/subscriptions",
+            Some(json!({"subscription": {"external_customer_id": "cus_1",
+                                         "plan_code": "basic", "external_id": "sub_1"}})),
+        )
+        .await;
+    assert_eq!(stack.poll(&deps).await.failed, 0);
+    org.send(http::Method::DELETE, "/api/v1/subscriptions/sub_1", None)
+        .await;
+    assert_eq!(stack.poll(&deps).await.failed, 0);
+
+    // then the endpoint got subscription.started then subscription.terminated, each with
+    // Lago's SubscriptionWithCustomerObject: the subscription, its plan and its customer.
+    let hits = receiver.hits();
+    let bodies: Vec<Value> = hits
+        .iter()
+        .map(|h| serde_json::from_slice(&h.body).expect("JSON"))
+        .collect();
+    let types: Vec<&str> = bodies
+        .iter()
+        .map(|b| b["webhook_type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(types, ["subscription.started", "subscription.terminated"]);
+    let started = &bodies[0]["subscription"];
+    assert_eq!(started["lago_id"], created["subscription"]["lago_id"]);
+    assert_eq!(started["status"], "active");
+    assert_eq!(started["plan"]["code"], "basic");
+    assert_eq!(started["customer"]["external_id"], "cus_1");
+    assert_eq!(bodies[1]["subscription"]["status"], "terminated");
+    assert_eq!(bodies[1]["object_type"], "subscription");
+    assert_ne!(
+        hits[0].header("x-lago-unique-key"),
+        hits[1].header("x-lago-unique-key")
+    );
+}

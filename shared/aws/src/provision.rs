@@ -132,17 +132,19 @@ pub async fn provision(
         .await
         .is_ok();
     if !exists {
-        events
-            .create_event_bus()
-            .name(&bus_name)
-            .send()
-            .await
-            .map_err(|e| {
-                failed(
+        match events.create_event_bus().name(&bus_name).send().await {
+            Ok(_) => {}
+            // Another process (a parallel test) created it between our describe and create.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_already_exists_exception()) => {}
+            Err(e) => {
+                return Err(failed(
                     &bus_name,
                     aws_sdk_eventbridge::error::DisplayErrorContext(e),
-                )
-            })?;
+                ));
+            }
+        }
     }
     out.env.push((BUS.env_var, bus_name.clone()));
 

@@ -202,6 +202,30 @@ pub fn project_bucket(
     Ok((projected, priced.amount().cents()))
 }
 
+/// The running totals a percentage charge with free units reads from a count or a unique count
+/// (SEMANTICS §2.8: `[1, 2, …, units]`); none otherwise, and none without free units (then
+/// nothing is free). A sum's running totals need its values in time order, which the stored
+/// state does not keep.
+fn counting_running_total(
+    model: &crate::charge_model::ChargeModel,
+    usage: &ChargeUsage,
+    units: rust_decimal::Decimal,
+) -> Option<u64> {
+    use crate::{catalog::metric::AggregationType, charge_model::ChargeModel};
+    let ChargeModel::Percentage(props) = model else {
+        return None;
+    };
+    let has_free_units = props.free_units_per_events().is_some_and(|n| n > 0)
+        || props
+            .free_units_per_total_aggregation()
+            .is_some_and(|f| f > rust_decimal::Decimal::ZERO);
+    let counting = matches!(
+        usage.aggregator().aggregation_type(),
+        AggregationType::Count | AggregationType::UniqueCount
+    );
+    (has_free_units && counting).then(|| u64::try_from(units.floor()).unwrap_or(0))
+}
+
 /// Prices a charge's usage, one fee per bucket and group: each filter bucket with the
 /// filter's properties, the default bucket with the charge's own.
 pub fn price_charge(
@@ -226,6 +250,9 @@ pub fn price_charge(
         }
         if let Some(cents) = r.result.precise_total_amount_cents {
             input = input.with_precise_total_amount_cents(cents);
+        }
+        if let Some(n) = counting_running_total(properties.model(), usage, r.result.units) {
+            input = input.with_counting_running_total(n);
         }
         let amount = price(properties.model(), &input, currency)?;
         let shown = r.result.full_units_number.unwrap_or(r.result.units);

@@ -74,9 +74,14 @@ impl Stack {
         };
         let store = BillingStore::new(&sdk, var(infra::BILLING_TABLE.env_var));
         let public_key_secret = var(infra::WEBHOOK_PUBLIC_KEY.env_var);
-        let api = api::router(api::Deps::new(store.clone()).with_webhook_public_key(
-            PublicKeySource::secret(Secrets::new(&sdk), public_key_secret.clone()),
-        ));
+        let api = api::router(
+            api::Deps::new(store.clone())
+                .with_bus(EventBus::new(&sdk, var(infra::BUS.env_var)))
+                .with_webhook_public_key(PublicKeySource::secret(
+                    Secrets::new(&sdk),
+                    public_key_secret.clone(),
+                )),
+        );
         Stack {
             bus: EventBus::new(&sdk, var(infra::BUS.env_var)),
             sqs: aws_sdk_sqs::Client::new(&sdk),
@@ -224,6 +229,13 @@ impl Org {
             .expect("a body")
             .to_bytes();
         (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// `method path` with a JSON body, asserting a 200; the body as JSON.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (status, text) = self.request(method.clone(), path, body).await;
+        assert_eq!(status, StatusCode::OK, "{method} {path}: {text}");
+        serde_json::from_str(&text).expect("JSON")
     }
 
     /// `GET path` as JSON, asserting a 200.

@@ -86,6 +86,7 @@ pub struct PricingInput {
     full_units_number: Option<Decimal>,
     events_count: u64,
     running_total: Vec<Decimal>,
+    counting_running_total: Option<u64>,
     event_values: Vec<Decimal>,
     precise_total_amount_cents: Decimal,
     prorated: bool,
@@ -117,6 +118,13 @@ impl PricingInput {
     /// Running totals for percentage free units (see [`crate::aggregation::sum_running_total`]).
     pub fn with_running_total(mut self, running_total: Vec<Decimal>) -> Self {
         self.running_total = running_total;
+        self
+    }
+
+    /// The running totals of a count or unique count, `[1, 2, …, n]` (SEMANTICS §2.8), given
+    /// by `n` rather than spelled out: a month of events would be millions of entries.
+    pub fn with_counting_running_total(mut self, n: u64) -> Self {
+        self.counting_running_total = Some(n);
         self
     }
 
@@ -165,6 +173,10 @@ impl PricingInput {
     /// Running totals.
     pub fn running_total(&self) -> &[Decimal] {
         &self.running_total
+    }
+    /// The `n` of a count's or unique count's running totals `[1, 2, …, n]`, if given.
+    pub fn counting_running_total(&self) -> Option<u64> {
+        self.counting_running_total
     }
     /// Event values in time order.
     pub fn event_values(&self) -> &[Decimal] {
@@ -325,6 +337,54 @@ mod tests {
             before = after;
         }
         out
+    }
+
+    #[test]
+    fn a_counts_running_totals_given_by_n_price_as_the_spelled_out_list() {
+        // SEMANTICS §2.8: a count's running totals are [1, 2, …, units]. Given by their n,
+        // percentage must price exactly as with the list, for every free-unit setting.
+        let percentage = |n: Option<u64>, f: Option<Decimal>| {
+            ChargeModel::Percentage(PercentageProperties::new(
+                dec!(10),
+                Some(dec!(1)),
+                n,
+                f,
+                None,
+                None,
+            ))
+        };
+        let settings = [
+            (Some(2), None),
+            (Some(9), None),
+            (None, Some(dec!(3))),
+            (None, Some(dec!(2.5))),
+            (None, Some(dec!(0.5))),
+            (Some(4), Some(dec!(2))),
+            (Some(1), Some(dec!(30))),
+        ];
+        for (n, f) in settings {
+            for units in [0u64, 1, 2, 3, 5, 8] {
+                let model = percentage(n, f);
+                let base = PricingInput::new(Decimal::from(units)).with_events_count(units);
+                let listed = base
+                    .clone()
+                    .with_running_total((1..=units).map(Decimal::from).collect());
+                let counted = base.with_counting_running_total(units);
+                assert_eq!(
+                    price(&model, &counted, Currency::USD).map(|a| a.amount()),
+                    price(&model, &listed, Currency::USD).map(|a| a.amount()),
+                    "n = {n:?}, f = {f:?}, units = {units}"
+                );
+            }
+        }
+        // 5 events, 10 %, 1 per paid event, the first 2 free: (5 - 2) × 10 % + (5 - 2) × 1 = 3.3
+        let counted = PricingInput::new(dec!(5))
+            .with_events_count(5)
+            .with_counting_running_total(5);
+        assert_eq!(
+            price(&percentage(Some(2), None), &counted, Currency::USD).map(|a| a.amount()),
+            Ok(dec!(3.3))
+        );
     }
 
     #[test]

@@ -101,23 +101,22 @@ fn aggregate_amount(
     input: &PricingInput,
 ) -> Result<(Decimal, Decimal, u64), ChargeError> {
     let units = input.units();
-    let rt = input.running_total();
     let n = props.free_units_per_events.unwrap_or(0);
     let f = props
         .free_units_per_total_aggregation
         .unwrap_or(Decimal::ZERO);
-    let last = rt.last().copied().unwrap_or(Decimal::ZERO);
-    let n_index = usize::try_from(n).unwrap_or(usize::MAX);
+    let running = RunningTotal::of(input);
+    let last = running.last();
     let free_units = if last.is_zero() {
         Decimal::ZERO
-    } else if n > 0 && n_index < rt.len() {
-        rt[n_index - 1]
+    } else if n > 0 && n < running.len() {
+        running.nth(n - 1)
     } else if f.is_zero() || last <= f {
         last
     } else {
         f
     };
-    let covered = rt.iter().filter(|x| **x < f).count() as u64;
+    let covered = running.count_below(f);
     let free_events = [n, covered]
         .into_iter()
         .filter(|x| *x > 0)
@@ -137,6 +136,58 @@ fn aggregate_amount(
         _ => Decimal::ZERO,
     };
     Ok((checked(pct.checked_add(fixed))?, free_units, free_events))
+}
+
+/// The running totals as given: spelled out (sums), or `[1, 2, …, n]` by its `n` (counts).
+enum RunningTotal<'a> {
+    Values(&'a [Decimal]),
+    Counting(u64),
+}
+
+impl<'a> RunningTotal<'a> {
+    fn of(input: &'a PricingInput) -> Self {
+        match input.counting_running_total() {
+            Some(n) => Self::Counting(n),
+            None => Self::Values(input.running_total()),
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Self::Values(rt) => rt.len() as u64,
+            Self::Counting(n) => *n,
+        }
+    }
+
+    fn last(&self) -> Decimal {
+        match self {
+            Self::Values(rt) => rt.last().copied().unwrap_or(Decimal::ZERO),
+            Self::Counting(n) => Decimal::from(*n),
+        }
+    }
+
+    /// The `i`-th total (0-based), `i < len()`.
+    fn nth(&self, i: u64) -> Decimal {
+        match self {
+            Self::Values(rt) => usize::try_from(i)
+                .ok()
+                .and_then(|i| rt.get(i))
+                .copied()
+                .unwrap_or(Decimal::ZERO),
+            Self::Counting(_) => Decimal::from(i + 1),
+        }
+    }
+
+    /// How many totals are below `f`: for `[1, …, n]`, the integers `k ≤ n` with `k < f`.
+    fn count_below(&self, f: Decimal) -> u64 {
+        match self {
+            Self::Values(rt) => rt.iter().filter(|x| **x < f).count() as u64,
+            Self::Counting(n) => {
+                let below = (f.ceil() - Decimal::ONE).max(Decimal::ZERO);
+                u64::try_from(below).unwrap_or(u64::MAX).min(*n)
+            }
+        }
+    }
 }
 
 /// Event-by-event pricing with per-transaction min/max (premium).
