@@ -153,13 +153,29 @@ impl QueuePoller {
         }
         for (id, receipt) in &receipts {
             if failed.contains(&id.as_str()) {
-                self.client
+                let retry = self
+                    .client
                     .change_message_visibility()
                     .queue_url(&self.url)
                     .receipt_handle(receipt)
                     .visibility_timeout(i32::try_from(self.retry_delay.as_secs()).unwrap_or(0))
                     .send()
-                    .await?;
+                    .await;
+                match retry {
+                    Ok(_) => {}
+                    // The message is no longer ours to put back (another poller got it once it
+                    // was visible again, or deleted it): it comes back, or is done, without us.
+                    // The emulator lets two long-polling receivers of one FIFO queue take
+                    // messages of the same group, which is how this happens locally.
+                    Err(e)
+                        if e.as_service_error().is_some_and(|s| {
+                            s.is_receipt_handle_is_invalid() || s.is_message_not_inflight()
+                        }) =>
+                    {
+                        tracing::warn!(message_id = %id, "a failed message was already taken back");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             } else {
                 deletes.push(
                     DeleteMessageBatchRequestEntry::builder()
