@@ -13,7 +13,7 @@ SHELL := /bin/bash
 
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: run test lint sam-build bootstrap clean-local bench
+.PHONY: run test lint sam-build bootstrap clean-local bench lambdas
 
 ## run: the AWS emulator on 127.0.0.1:4566 and the local runner on 127.0.0.1:3000 (Ctrl-C stops both)
 run:
@@ -47,3 +47,27 @@ clean-local:
 	  .ci/emulator.sh stop "$${port%.pid}"; \
 	done
 	rm -rf .local .aws-sam
+
+# --- sam build's recipes (template.yaml: `BuildMethod: makefile`, `CodeUri: .`) ------------------
+# SAM runs `make build-<LogicalId>` with ARTIFACTS_DIR set, one function after another. The first
+# recipe builds every function crate in one cargo-lambda invocation, so Cargo resolves features
+# once and compiles the AWS SDKs once for all of them; each later recipe finds the build up to
+# date and only copies its binary.
+LAMBDA_PACKAGES := api ingest aggregate sweep invoice billing-clock webhook-dispatch
+LAMBDA_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/lambda
+
+lambdas:
+	PATH="$(CURDIR)/.venv/bin:$$PATH" cargo lambda build --release --arm64 $(addprefix --package ,$(LAMBDA_PACKAGES))
+
+define lambda_recipe
+build-$(1): lambdas
+	cp "$(LAMBDA_DIR)/$(2)/bootstrap" "$$(ARTIFACTS_DIR)/bootstrap"
+endef
+
+$(eval $(call lambda_recipe,ApiFunction,api))
+$(eval $(call lambda_recipe,IngestFunction,ingest))
+$(eval $(call lambda_recipe,AggregateFunction,aggregate))
+$(eval $(call lambda_recipe,SweepFunction,sweep))
+$(eval $(call lambda_recipe,InvoiceFunction,invoice))
+$(eval $(call lambda_recipe,BillingClockFunction,billing-clock))
+$(eval $(call lambda_recipe,WebhookDispatchFunction,webhook-dispatch))

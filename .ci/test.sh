@@ -4,8 +4,11 @@
 #   .ci/test.sh [all|lint|sam-build]
 #
 # all: bootstrap; lint (cfn-lint, sam validate --lint, rustfmt, clippy); sam build for arm64;
-# the AWS emulator on 127.0.0.1:4599 (reused if something answers there); the Rust tests with
-# nextest; the local runner on 127.0.0.1:3099; Lago's Python and JavaScript clients against it.
+# the AWS emulator on 127.0.0.1:4599 (reused if something answers there) for the Rust tests with
+# nextest; then a fresh emulator on 127.0.0.1:4597 for the local runner on 127.0.0.1:3099 and
+# Lago's Python and JavaScript clients against it (the clients' tests neither wait on the Rust
+# tests' leftovers nor add to them). A failed client stage prints the emulator's and runner's
+# state and the tail of their logs.
 # Every stage runs even when an earlier one failed, so one run reports everything; then the
 # runner and the emulator this script started are stopped, and the last line sums all JUnit
 # reports: `tests: N passed, N failed`. Exit status is non-zero when any stage failed or no
@@ -31,10 +34,12 @@ target_dir="${CARGO_TARGET_DIR:-$root/target}"
 results="$root/.local/test-results"
 
 emulator_port=4599
+client_emulator_port=4597
 runner_addr=127.0.0.1:3099
 runner_log="$root/.local/runner-3099.log"
 runner_pid=""
 emulator_started=false
+client_emulator_started=false
 
 failed_stages=()
 
@@ -63,7 +68,7 @@ lint() {
 }
 
 sam_build() {
-  sam build --template template.yaml --build-dir .aws-sam/build
+  sam build --build-in-source --template template.yaml --build-dir .aws-sam/build
 }
 
 start_emulator() {
@@ -74,6 +79,44 @@ start_emulator() {
     10) ;;                      # reused: its owner stops it
     *) return 1 ;;
   esac
+}
+
+start_client_emulator() {
+  # The Rust tests' emulator is no longer needed: stopping it (when ours) frees its memory.
+  if [[ "$emulator_started" == true ]]; then
+    .ci/emulator.sh stop "$emulator_port" || true
+    emulator_started=false
+  fi
+  local status=0
+  .ci/emulator.sh start "$client_emulator_port" || status=$?
+  case "$status" in
+    0) client_emulator_started=true ;;
+    10) ;;
+    *) return 1 ;;
+  esac
+}
+
+# What a failed client stage needs to be understood from a CI log: is the emulator still up,
+# what did it and the runner last say.
+report_stack() {
+  local url="http://127.0.0.1:$client_emulator_port/"
+  if curl --silent --output /dev/null --max-time 2 "$url"; then
+    echo "stack report: the emulator on $url answers"
+  else
+    echo "stack report: the emulator on $url does NOT answer"
+  fi
+  local log="$root/.local/emulator-$client_emulator_port.log"
+  if [[ -f "$log" ]]; then
+    echo "stack report: last lines of $log that are not request lines:"
+    grep -v -E '" [0-9]{3} -?$|" [0-9]{3} [0-9-]+$' "$log" | tail -n 30 || true
+  fi
+  if [[ -f "$runner_log" ]]; then
+    echo "stack report: last lines of $runner_log:"
+    tail -n 30 "$runner_log" || true
+  fi
+  if command -v free >/dev/null; then
+    echo "stack report: memory $(free -m | awk 'NR==2{print $3 " MiB used of " $2}')"
+  fi
 }
 
 rust_tests() {
@@ -141,6 +184,10 @@ stop_everything() {
     .ci/emulator.sh stop "$emulator_port" || true
     emulator_started=false
   fi
+  if [[ "$client_emulator_started" == true ]]; then
+    .ci/emulator.sh stop "$client_emulator_port" || true
+    client_emulator_started=false
+  fi
 }
 
 python_client_tests() {
@@ -151,7 +198,11 @@ python_client_tests() {
   fi
   runner_is_up || return 1
   # Exit status 5 (test files, but nothing collected) fails like any other non-zero status.
-  .venv/bin/python -m pytest "$dir" -ra -p no:cacheprovider --junitxml="$results/pytest.xml"
+  local status=0
+  .venv/bin/python -m pytest "$dir" -ra -p no:cacheprovider --junitxml="$results/pytest.xml" ||
+    status=$?
+  ((status == 0)) || report_stack
+  return "$status"
 }
 
 js_client_tests() {
@@ -167,7 +218,11 @@ js_client_tests() {
   node --test \
     --test-reporter=spec --test-reporter-destination=stdout \
     --test-reporter=junit --test-reporter-destination="$results/node.xml" \
-    "${files[@]}"
+    "${files[@]}" || {
+    local status=$?
+    report_stack
+    return "$status"
+  }
 }
 
 runner_is_up() {
@@ -211,6 +266,8 @@ else
 
   stage emulator start_emulator
   stage "rust tests" rust_tests
+  stage "client emulator" start_client_emulator
+  export AWS_ENDPOINT_URL="http://127.0.0.1:$client_emulator_port"
   stage "local runner" start_runner
   stage "python client tests" python_client_tests
   stage "javascript client tests" js_client_tests
