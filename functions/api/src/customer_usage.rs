@@ -9,13 +9,13 @@ use axum::{
 };
 use billing::{
     aggregation::{charge_usage::GroupKey, filters::Bucket},
-    catalog::{Record, customer::Customer, organization::Organization, tax::Tax},
-    invoice_totals::{TaxRate, TaxSources, fee_taxes},
+    catalog::{customer::Customer, organization::Organization},
+    invoice_totals::fee_taxes,
     money::Currency,
     period::local_date,
     usage::{BucketFee, price_charge, project_bucket},
 };
-use billing_aws::{StoreError, context::SubscriptionContext};
+use billing_aws::{context::SubscriptionContext, tax_context::TaxContext};
 use lago::{ApiError, dto::timestamp, http};
 use serde_json::{Map, Value, json};
 
@@ -98,7 +98,14 @@ async fn usage(
         .states_upto(&org.id, &external_subscription_id, from)
         .await
         .map_err(|e| store_error("subscription", e))?;
-    let taxes = TaxContext::load(deps, org, &customer, &priced.plan.value).await?;
+    let taxes = TaxContext::load(
+        &deps.store,
+        &org.id,
+        Some(&customer.value),
+        &priced.plan.value,
+    )
+    .await
+    .map_err(|e| store_error("tax", e))?;
     let elapsed_days =
         u32::try_from((now - from).num_seconds().max(1).saturating_add(86_399) / 86_400)
             .unwrap_or(1);
@@ -286,70 +293,4 @@ fn charge_json(
         "filters": filter_json(&all),
         "grouped_usage": grouped_usage,
     })
-}
-
-/// The taxes that may apply to a subscription's fees, resolved once.
-struct TaxContext {
-    by_code: BTreeMap<String, TaxRate>,
-    plan: Vec<TaxRate>,
-    customer: Vec<TaxRate>,
-    organization: Vec<TaxRate>,
-}
-
-impl TaxContext {
-    async fn load(
-        deps: &Deps,
-        org: &Organization,
-        customer: &Record<Customer>,
-        plan: &billing::catalog::plan::Plan,
-    ) -> Result<Self, ApiError> {
-        let (all, _) = deps
-            .store
-            .list::<Tax>(&org.id, 1, 1000)
-            .await
-            .map_err(|e: StoreError| store_error("tax", e))?;
-        let by_code: BTreeMap<String, TaxRate> = all
-            .iter()
-            .map(|t| (t.value.code().to_owned(), TaxRate::from_tax(&t.value)))
-            .collect();
-        let pick = |codes: &[String]| -> Vec<TaxRate> {
-            codes
-                .iter()
-                .filter_map(|c| by_code.get(c).cloned())
-                .collect()
-        };
-        Ok(Self {
-            plan: pick(plan.tax_codes()),
-            // Customers apply taxes by Lago id (a renamed tax stays applied).
-            customer: customer
-                .value
-                .tax_ids()
-                .iter()
-                .filter_map(|id| all.iter().find(|t| &t.lago_id == id))
-                .map(|t| TaxRate::from_tax(&t.value))
-                .collect(),
-            organization: all
-                .iter()
-                .filter(|t| t.value.applied_to_organization())
-                .map(|t| TaxRate::from_tax(&t.value))
-                .collect(),
-            by_code,
-        })
-    }
-
-    fn for_charge(&self, charge_codes: &[String]) -> Vec<TaxRate> {
-        let charge: Vec<TaxRate> = charge_codes
-            .iter()
-            .filter_map(|c| self.by_code.get(c).cloned())
-            .collect();
-        TaxSources {
-            charge: &charge,
-            plan: &self.plan,
-            customer: &self.customer,
-            billing_entity: &self.organization,
-            ..Default::default()
-        }
-        .applicable()
-        .to_vec()
-    }
 }

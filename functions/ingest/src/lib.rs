@@ -4,10 +4,14 @@
 //! conditional write that also claims its identity (organization, external subscription,
 //! transaction id), and hand the stored events to the FIFO events queue, one message per
 //! subscription. `GET /api/v1/events/{transaction_id}` reads an event back.
+//! `POST /api/v1/events/estimate_fees` prices one event on the plan's pay-in-advance charges
+//! against the period's pre-aggregated usage, and stores nothing.
 //!
 //! ## Layout
 //! - [`router`]: the routes, behind bearer authentication.
 //! - `ingest_events`: the use case: validate, claim, enqueue.
+//! - `estimate_fees`: the use case: validate, read the usage states, price the instant fees
+//!   ([`billing::instant_fee`]).
 //!
 //! ## Architecture Invariants
 //! - A refused request writes nothing: every event of a request is validated (fields, window,
@@ -16,8 +20,11 @@
 //!   `unsent` and the request fails with 503: the client's retry or the `sweep` function resends it, with
 //!   the same FIFO deduplication id, so it is aggregated once.
 //! - An identical replay is an idempotent 200; the same identity with another payload is a 422.
+//! - An estimate only reads: the events table, the queue and the usage states are untouched,
+//!   so an estimated event can still be sent (and is then billed once).
 
 mod cache;
+mod estimate_fees;
 mod ingest_events;
 
 use std::sync::Arc;
@@ -30,15 +37,21 @@ use axum::{
     routing::{get, post},
 };
 use billing::catalog::organization::Organization;
-use billing_aws::{BillingStore, StoreError, events::EventStore, queue::EventQueue};
+use billing_aws::{
+    BillingStore, StoreError, events::EventStore, queue::EventQueue, usage::UsageStore,
+};
 use chrono::{DateTime, Utc};
 use lago::{
     ApiError,
-    dto::event::{EventDto, EventInputDto},
+    dto::{
+        estimated_fee::estimated_fee_object,
+        event::{EventDto, EventInputDto},
+    },
     edge::{Body, Tenant, TenantResolver},
     http,
 };
 
+pub use estimate_fees::{EstimateError, estimate_fees};
 pub use ingest_events::{IngestError, ingest_events};
 
 /// What the ingest function needs.
@@ -50,6 +63,8 @@ pub struct Deps {
     pub events: EventStore,
     /// The events queue.
     pub queue: EventQueue,
+    /// The pre-aggregated usage, read (never written) by fee estimates.
+    pub usage: UsageStore,
     /// Now.
     pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     /// Lookups repeated by every request, kept for a minute in a warm container.
@@ -69,11 +84,17 @@ struct Caches {
 
 impl Deps {
     /// Production dependencies: the system clock.
-    pub fn new(billing: BillingStore, events: EventStore, queue: EventQueue) -> Self {
+    pub fn new(
+        billing: BillingStore,
+        events: EventStore,
+        queue: EventQueue,
+        usage: UsageStore,
+    ) -> Self {
         Self {
             billing,
             events,
             queue,
+            usage,
             clock: Arc::new(Utc::now),
             caches: Arc::new(Caches::default()),
         }
@@ -123,6 +144,9 @@ pub fn router(deps: Deps) -> Router {
     let v1 = Router::new()
         .route("/events", post(create))
         .route("/events/batch", post(batch))
+        // A literal segment wins over `{transaction_id}` whatever the method: a GET of this
+        // path is Lago's 405, never a lookup of an event called `estimate_fees`.
+        .route("/events/estimate_fees", post(estimate))
         .route("/events/{transaction_id}", get(show))
         .route_layer(middleware::from_fn_with_state(
             deps.clone(),
@@ -198,6 +222,38 @@ async fn batch(
         .map(|e| EventDto::from(ingest_events::view(e)))
         .collect();
     Ok(http::ok("events", events))
+}
+
+/// `POST /events/estimate_fees`: `{"fees": [FeeObject, ...]}`.
+async fn estimate(
+    State(deps): State<Deps>,
+    Tenant(org): Tenant,
+    Body(body): Body,
+) -> Result<Response, ApiError> {
+    let dto: EventInputDto = http::root_dto(&body, "event")?;
+    let fees = estimate_fees(&deps, &org, &dto)
+        .await
+        .map_err(EstimateError::into_api_error)?;
+    let fees: Vec<serde_json::Value> = fees.iter().map(estimated_fee_object).collect();
+    Ok(http::ok("fees", fees))
+}
+
+impl EstimateError {
+    /// The Lago error of a refused estimate.
+    pub fn into_api_error(self) -> ApiError {
+        match self {
+            EstimateError::Invalid(errors) => ApiError::from(errors),
+            EstimateError::NotFound(resource) => ApiError::NotFound(resource),
+            EstimateError::NoInstantCharge => {
+                ApiError::invalid("code", "does_not_match_an_instant_charge")
+            }
+            EstimateError::Store(e) => store_error("subscription", e),
+            EstimateError::Pricing(cause) => {
+                tracing::error!(error.cause_chain = %cause, "estimate pricing failed");
+                ApiError::Internal
+            }
+        }
+    }
 }
 
 /// `GET /events/{transaction_id}`.

@@ -1,6 +1,6 @@
 //! The ingest Lambda: wires configuration, the SDK clients and the router, then serves.
 
-use billing_aws::{BillingStore, config, events::EventStore, queue::EventQueue};
+use billing_aws::{BillingStore, config, events::EventStore, queue::EventQueue, usage::UsageStore};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -10,6 +10,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         BillingStore::new(&sdk, config::required("BILLING_TABLE")?),
         EventStore::new(&sdk, config::required("EVENTS_TABLE")?),
         EventQueue::new(&sdk, config::required("EVENTS_QUEUE_URL")?),
+        UsageStore::new(&sdk, config::required("USAGE_TABLE")?),
     );
     lambda_http::run(ingest::router(deps)).await
 }

@@ -13,6 +13,7 @@
 //!   plans, subscriptions, invoices and the billing schedule (the clock's due index).
 //! - [`billing_queue`]: the FIFO queue from the billing clock to the invoice worker.
 //! - [`usage_pricing`]: a charge's usage over a window, restored from the usage states.
+//! - [`tax_context`]: the taxes that apply to a subscription's charge fees.
 //!
 //! ## Architecture Invariants
 //! - SDK types never cross the crate boundary: callers see domain types and [`StoreError`].
@@ -34,6 +35,7 @@ pub mod messages;
 pub mod provision;
 pub mod queue;
 pub mod redelivery;
+pub mod tax_context;
 pub mod telemetry;
 pub mod usage;
 pub mod usage_pricing;

@@ -14,6 +14,10 @@
 //! - [`charge_model`]: units to amounts. Charge properties parsed and validated from wire
 //!   strings, the seven charge models, prorated graduated, pay-in-advance deltas, the amount to
 //!   fee step and the minimum-spend true-up.
+//! - [`usage`]: which charges an event feeds, state keys, and a charge's usage priced per
+//!   filter bucket and pricing group (current usage and invoices).
+//! - [`instant_fee`]: the fee one event would create on a pay-in-advance charge, priced
+//!   against its period's usage (`POST /events/estimate_fees`).
 //! - [`period`]: billing periods (calendar and anniversary, five intervals, customer
 //!   timezones), Lago's day counting, and upgrade/downgrade classification.
 //! - [`subscription_fee`]: the subscription fee of a period (proration, trials, terminations,
@@ -40,6 +44,7 @@
 pub mod aggregation;
 pub mod catalog;
 pub mod charge_model;
+pub mod instant_fee;
 pub mod invoice;
 pub mod invoice_number;
 pub mod invoice_totals;

@@ -158,7 +158,7 @@ pub enum PricingError {
 }
 
 /// The properties that price a bucket: a filter's own, else the charge's.
-fn bucket_properties(
+pub(crate) fn bucket_properties(
     charge: &crate::catalog::plan::Charge,
     bucket: crate::aggregation::filters::Bucket,
 ) -> &crate::charge_model::ChargeProperties {
@@ -226,6 +226,29 @@ fn counting_running_total(
     (has_free_units && counting).then(|| u64::try_from(units.floor()).unwrap_or(0))
 }
 
+/// What `model` reads of one bucket's aggregation `result` (one of `usage`'s buckets).
+pub(crate) fn pricing_input(
+    model: &crate::charge_model::ChargeModel,
+    usage: &ChargeUsage,
+    result: &crate::aggregation::AggregationResult,
+) -> crate::charge_model::PricingInput {
+    let mut input =
+        crate::charge_model::PricingInput::new(result.units).with_events_count(result.events_count);
+    if let Some(full) = result.full_units_number {
+        input = input.with_full_units_number(full);
+    }
+    if let Some(values) = result.event_values.clone() {
+        input = input.with_event_values(values);
+    }
+    if let Some(cents) = result.precise_total_amount_cents {
+        input = input.with_precise_total_amount_cents(cents);
+    }
+    if let Some(n) = counting_running_total(model, usage, result.units) {
+        input = input.with_counting_running_total(n);
+    }
+    input
+}
+
 /// Prices a charge's usage, one fee per bucket and group: each filter bucket with the
 /// filter's properties, the default bucket with the charge's own.
 pub fn price_charge(
@@ -234,26 +257,14 @@ pub fn price_charge(
     charges_duration_days: u32,
     currency: crate::money::Currency,
 ) -> Result<Vec<BucketFee>, PricingError> {
-    use crate::charge_model::{PricingInput, fee::ChargeFee, price};
+    use crate::charge_model::{fee::ChargeFee, price};
     let results = usage
         .results(rust_decimal::Decimal::ZERO, charges_duration_days)
         .map_err(UsageError::from)?;
     let mut fees = Vec::with_capacity(results.len());
     for r in results {
         let properties = bucket_properties(charge, r.bucket);
-        let mut input = PricingInput::new(r.result.units).with_events_count(r.result.events_count);
-        if let Some(full) = r.result.full_units_number {
-            input = input.with_full_units_number(full);
-        }
-        if let Some(values) = r.result.event_values.clone() {
-            input = input.with_event_values(values);
-        }
-        if let Some(cents) = r.result.precise_total_amount_cents {
-            input = input.with_precise_total_amount_cents(cents);
-        }
-        if let Some(n) = counting_running_total(properties.model(), usage, r.result.units) {
-            input = input.with_counting_running_total(n);
-        }
+        let input = pricing_input(properties.model(), usage, &r.result);
         let amount = price(properties.model(), &input, currency)?;
         let shown = r.result.full_units_number.unwrap_or(r.result.units);
         let fee = ChargeFee::new(shown, r.result.events_count, &amount, currency)?;

@@ -82,7 +82,8 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
     };
     let org = organization::ensure(&store, "Local", &key).await?;
 
-    let ingest_deps = ingest::Deps::new(store.clone(), events.clone(), queue.clone());
+    let ingest_deps =
+        ingest::Deps::new(store.clone(), events.clone(), queue.clone(), usage.clone());
     let aggregate_deps = aggregate::Deps {
         billing: store.clone(),
         usage: usage.clone(),

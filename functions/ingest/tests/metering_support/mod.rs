@@ -142,7 +142,8 @@ impl Stack {
             let clock = clock.clone();
             Arc::new(move || *clock.lock().expect("clock lock"))
         };
-        let mut ingest_deps = ingest::Deps::new(store.clone(), events.clone(), queue);
+        let mut ingest_deps =
+            ingest::Deps::new(store.clone(), events.clone(), queue, usage.clone());
         ingest_deps.clock = now_fn.clone();
         let mut api_deps = api::Deps::new(store.clone()).with_usage(usage.clone());
         api_deps.clock = now_fn;

@@ -181,6 +181,26 @@ impl ChargeUsage {
     }
 }
 
+impl ChargeUsage {
+    /// Where a pay-in-advance event is billed: the matching filter with the most keys (else
+    /// the default bucket), in the event's pricing group for that bucket. Lago prices an
+    /// instant fee on that one bucket only (SEMANTICS §1.3, §4.9).
+    pub fn pay_in_advance_bucket_of(&self, event: &UsageEvent<'_>) -> (Bucket, GroupKey) {
+        let properties = event.properties();
+        let bucket = self.filters.pay_in_advance_bucket_of(properties);
+        let group = GroupKey::of(self.group_keys(bucket), properties);
+        (bucket, group)
+    }
+
+    /// The state of one bucket and group, empty when it saw no event.
+    pub fn bucket_state(&self, bucket: Bucket, group: &GroupKey) -> AggregationState {
+        self.states
+            .get(&(bucket, group.clone()))
+            .cloned()
+            .unwrap_or_else(|| self.aggregator.empty_state())
+    }
+}
+
 impl GroupKey {
     /// A group from its values (one per pricing group key; `None` is Lago's nil group).
     pub fn from_values(values: Vec<Option<String>>) -> Self {

@@ -26,7 +26,7 @@ pub fn quantity(d: Decimal) -> String {
     }
 }
 
-fn major(cents: Decimal, currency: Currency) -> String {
+pub(crate) fn major(cents: Decimal, currency: Currency) -> String {
     quantity(cents / currency.subunit_to_unit())
 }
 

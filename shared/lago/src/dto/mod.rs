@@ -2,6 +2,7 @@
 
 pub mod billable_metric;
 pub mod customer;
+pub mod estimated_fee;
 pub mod event;
 pub mod invoice;
 pub mod organization;

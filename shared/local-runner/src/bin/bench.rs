@@ -220,7 +220,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let app = local_runner::app(
         api::Deps::new(store.clone()).with_usage(usage.clone()),
-        ingest::Deps::new(store.clone(), events, queue),
+        ingest::Deps::new(store.clone(), events, queue, usage.clone()),
         drainer,
     );
     let bench = Bench {

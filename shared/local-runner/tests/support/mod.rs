@@ -95,7 +95,7 @@ impl Stack {
     /// The HTTP surface with the given ingest dependencies (faulty ones, in some tests).
     pub fn app_with(&self, events: EventStore, queue: EventQueue) -> Router {
         let api = api::Deps::new(self.store.clone()).with_usage(self.usage());
-        let ingest = ingest::Deps::new(self.store.clone(), events, queue);
+        let ingest = ingest::Deps::new(self.store.clone(), events, queue, self.usage());
         local_runner::app(api, ingest, self.drainer())
     }
 
