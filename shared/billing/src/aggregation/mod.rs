@@ -419,9 +419,7 @@ impl Aggregator {
     pub fn empty_state(&self) -> AggregationState {
         let kind = match (self.aggregation_type, self.proration) {
             (AggregationType::Count, _) => StateKind::Count(CountState::default()),
-            (AggregationType::Sum, Some(w)) => {
-                StateKind::ProratedSum(ProratedSumState::new(w))
-            }
+            (AggregationType::Sum, Some(w)) => StateKind::ProratedSum(ProratedSumState::new(w)),
             (AggregationType::Sum, None) => StateKind::Sum(SumState::default()),
             (AggregationType::Max, _) => StateKind::Max(MaxState::default()),
             (AggregationType::Latest, _) => StateKind::Latest(LatestState::default()),

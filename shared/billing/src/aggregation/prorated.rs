@@ -168,7 +168,9 @@ impl ProratedSumState {
                 .ok_or(AggregationError::Overflow)?;
         } else {
             let offset = Decimal::from(self.window.day_offset(key.timestamp()));
-            let w = value.checked_mul(offset).ok_or(AggregationError::Overflow)?;
+            let w = value
+                .checked_mul(offset)
+                .ok_or(AggregationError::Overflow)?;
             self.day_offset_weighted = self
                 .day_offset_weighted
                 .checked_add(w)

@@ -359,7 +359,10 @@ fn carried(
     period_from: DateTime<Utc>,
     window_from: DateTime<Utc>,
 ) -> Result<bool, AggregationError> {
-    let (p, w) = (period_from.timestamp_millis(), window_from.timestamp_millis());
+    let (p, w) = (
+        period_from.timestamp_millis(),
+        window_from.timestamp_millis(),
+    );
     match p.cmp(&w) {
         std::cmp::Ordering::Less => Ok(true),
         std::cmp::Ordering::Equal => Ok(false),
@@ -475,9 +478,7 @@ mod tests {
                 recurring: Some(true),
                 ..Default::default()
             });
-            let Ok(metric) = metric else {
-                panic!("metric")
-            };
+            let Ok(metric) = metric else { panic!("metric") };
             ChargeSpec {
                 charge_id: "charge".into(),
                 metric,
@@ -612,7 +613,13 @@ mod tests {
             // The sum analogue of the unique-count vectors: a unit persisted + one added on
             // day 11 → 1 + 21/31; one added on day 16 → 16/31; 10 persisted + 31 on the last
             // day → (10×31 + 31×1)/31 = 11, full 41.
-            let cases: Vec<(&str, Vec<(&str, Vec<(String, String)>)>, Decimal, Decimal, u64)> = vec![
+            let cases: Vec<(
+                &str,
+                Vec<(&str, Vec<(String, String)>)>,
+                Decimal,
+                Decimal,
+                u64,
+            )> = vec![
                 (
                     "persisted + day 11",
                     vec![
