@@ -547,6 +547,9 @@ mod tests {
             (r.units, r.full_units_number, r.events_count)
         }
 
+        /// Events as `(time, properties)`.
+        type Events<'a> = Vec<(&'a str, Vec<(String, String)>)>;
+
         fn unique(value: &str, op: &str) -> Vec<(String, String)> {
             vec![
                 ("v".into(), value.into()),
@@ -561,7 +564,7 @@ mod tests {
         #[test]
         fn semantics_2_6_unique_count_vectors_hold_through_stored_snapshots() {
             let spec = spec("unique_count_agg");
-            let cases: Vec<(&str, Vec<(&str, Vec<(String, String)>)>, Decimal, Decimal)> = vec![
+            let cases: Vec<(&str, Events<'_>, Decimal, Decimal)> = vec![
                 (
                     "persisted + added on day 11 → 1 + 21/31",
                     vec![
@@ -613,13 +616,7 @@ mod tests {
             // The sum analogue of the unique-count vectors: a unit persisted + one added on
             // day 11 → 1 + 21/31; one added on day 16 → 16/31; 10 persisted + 31 on the last
             // day → (10×31 + 31×1)/31 = 11, full 41.
-            let cases: Vec<(
-                &str,
-                Vec<(&str, Vec<(String, String)>)>,
-                Decimal,
-                Decimal,
-                u64,
-            )> = vec![
+            let cases: Vec<(&str, Events<'_>, Decimal, Decimal, u64)> = vec![
                 (
                     "persisted + day 11",
                     vec![
