@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use billing::{
     aggregation::{
         AggregationError, AggregationState, Aggregator, EventKey, UsageEvent,
-        snapshot::{StateSnapshot, UniqueValue, bucket_name},
+        snapshot::{RecordedValue, StateSnapshot, UniqueValue, bucket_name},
     },
     catalog::organization::Organization,
     usage::{UsageBatch, UsageError},
@@ -137,6 +137,8 @@ pub async fn apply_group(deps: &Deps, group: &[Incoming]) -> Result<(), ApplyErr
         let known: BTreeSet<String> = applied.iter().cloned().collect();
         let mut fresh = false;
         let mut values: BTreeMap<String, UniqueValue> = BTreeMap::new();
+        let mut operations: Vec<UniqueValue> = Vec::new();
+        let mut records: Vec<RecordedValue> = Vec::new();
         for (tag, delta) in &touch.deltas {
             if known.contains(tag) {
                 continue;
@@ -144,29 +146,58 @@ pub async fn apply_group(deps: &Deps, group: &[Incoming]) -> Result<(), ApplyErr
             state.merge(delta)?;
             applied.push(tag.clone());
             fresh = true;
-            if let Ok(StateSnapshot::UniqueCount { values: vs, .. }) = delta.snapshot() {
-                for v in vs {
-                    match values.get(&v.value) {
-                        Some(old) if old.key() >= v.key() => {}
-                        _ => {
-                            values.insert(v.value.clone(), v);
+            match delta.snapshot() {
+                Ok(StateSnapshot::UniqueCount { values: vs, .. }) => {
+                    for v in vs {
+                        match values.get(&v.value) {
+                            Some(old) if old.key() >= v.key() => {}
+                            _ => {
+                                values.insert(v.value.clone(), v);
+                            }
                         }
                     }
                 }
+                Ok(StateSnapshot::ProratedUniqueCount { operations: os, .. }) => {
+                    operations.extend(os);
+                }
+                _ => {}
             }
+            records.extend(delta.recorded_values().unwrap_or_default());
         }
         if !fresh {
             continue;
         }
+        // Value and record items are idempotent on their own (later operation wins, set
+        // union, one item per event key), and written before the state item: a crash in
+        // between is repaired by the redelivery, which rewrites them and then the state.
         if !values.is_empty() {
             let values: Vec<UniqueValue> = values.into_values().collect();
             deps.usage
                 .put_unique_values(&org_id, &sub, &key, &values)
                 .await?;
         }
+        if !operations.is_empty() {
+            deps.usage
+                .put_unique_operations(&org_id, &sub, &key, &operations)
+                .await?;
+        }
+        if !records.is_empty() {
+            deps.usage
+                .put_recorded_values(&org_id, &sub, &key, &records)
+                .await?;
+        }
         let snapshot = match state.snapshot() {
             Ok(StateSnapshot::UniqueCount { events_count, .. }) => StateSnapshot::UniqueCount {
                 values: Vec::new(),
+                events_count,
+            },
+            Ok(StateSnapshot::ProratedUniqueCount {
+                period_from,
+                events_count,
+                ..
+            }) => StateSnapshot::ProratedUniqueCount {
+                period_from,
+                operations: Vec::new(),
                 events_count,
             },
             Ok(s) => s,

@@ -121,6 +121,7 @@ async fn usage(
             spec,
             from,
             to,
+            window.charges_duration_days(),
             &states,
         )
         .await

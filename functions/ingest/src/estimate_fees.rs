@@ -150,6 +150,7 @@ pub async fn estimate_fees(
             spec,
             from,
             to,
+            days,
             &states,
         )
         .await?;

@@ -103,20 +103,7 @@ impl SubscriptionContext {
                     // A metric deleted after the plan was made bills nothing.
                     continue;
                 };
-                let spec = ChargeSpec {
-                    charge_id: charge.lago_id().to_owned(),
-                    metric: metric.clone(),
-                    filters: charge.filters().iter().map(|f| f.filter_values()).collect(),
-                    pricing_group_keys: charge.pricing_group_keys().to_vec(),
-                    filter_group_keys: charge
-                        .filters()
-                        .iter()
-                        .map(|f| {
-                            let keys = f.properties().pricing_group_keys();
-                            (!keys.is_empty()).then(|| keys.to_vec())
-                        })
-                        .collect(),
-                };
+                let spec = ChargeSpec::for_charge(charge, metric, timezone);
                 charges.push((charge.clone(), spec));
             }
             let Some(started_at) = sub.value.started_at() else {

@@ -11,7 +11,16 @@
 //!
 //! Unique counts keep one **value item** per distinct value (`pk = V#<state item key>`,
 //! `sk = <value>`) with its last operation. Writing one is idempotent by construction (the
-//! later operation wins), so value items need no message bookkeeping.
+//! later operation wins), so value items need no message bookkeeping. A *prorated* unique
+//! count's value item holds instead the set of the value's operations (`ops`, each
+//! `<ts ms>#<sequence>#<a|r>`), added with DynamoDB's `ADD` (a set union: idempotent and
+//! commutative), since the billed days depend on the value's whole add/remove history.
+//!
+//! Charges priced event by event (prorated graduated; percentage free units on a sum) keep
+//! one **record item** per event (`pk = R#<state item key>`, `sk = <ts ms>#<sequence>`, the
+//! value in `v`), idempotent by key. Pricing reads them in time order, stopping as early as the
+//! charge allows ([`RecordRead`]). These configurations cost O(events) in storage and at
+//! pricing time; every other state is O(1) (or O(distinct values) for unique counts).
 
 use std::collections::HashMap;
 
@@ -19,7 +28,7 @@ use aws_sdk_dynamodb::{
     Client,
     types::{AttributeValue, KeysAndAttributes},
 };
-use billing::aggregation::snapshot::{StateSnapshot, UniqueValue};
+use billing::aggregation::snapshot::{RecordedValue, StateSnapshot, UniqueValue};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
@@ -124,6 +133,47 @@ fn value_pk(org: &str, sub: &str, key: &StateKey) -> String {
     format!("V#{org}#{sub}#{}", key.sort_key())
 }
 
+fn record_pk(org: &str, sub: &str, key: &StateKey) -> String {
+    format!("R#{org}#{sub}#{}", key.sort_key())
+}
+
+/// How much of a state's recorded values pricing needs, in time order.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum RecordRead {
+    /// Every value.
+    All,
+    /// The first `n` values.
+    First(u64),
+    /// The values up to and including the first whose running total exceeds this.
+    UntilTotalExceeds(Decimal),
+}
+
+fn operation_tag(v: &UniqueValue) -> String {
+    format!(
+        "{:013}#{}#{}",
+        v.timestamp.timestamp_millis().max(0),
+        v.sequence,
+        if v.active { "a" } else { "r" }
+    )
+}
+
+fn parse_operation_tag(value: &str, tag: &str) -> Option<UniqueValue> {
+    let mut parts = tag.splitn(3, '#');
+    let ts: i64 = parts.next()?.parse().ok()?;
+    let sequence: u64 = parts.next()?.parse().ok()?;
+    let active = match parts.next()? {
+        "a" => true,
+        "r" => false,
+        _ => return None,
+    };
+    Some(UniqueValue {
+        value: value.to_owned(),
+        timestamp: DateTime::from_timestamp_millis(ts)?,
+        sequence,
+        active,
+    })
+}
+
 fn get_n<T: std::str::FromStr>(item: &HashMap<String, AttributeValue>, name: &str) -> Option<T> {
     item.get(name)
         .and_then(|v| v.as_n().ok())
@@ -174,6 +224,24 @@ fn to_item(org: &str, sub: &str, state: &StoredState) -> HashMap<String, Attribu
             ("latest", events_count)
         }
         StateSnapshot::UniqueCount { events_count, .. } => ("unique_count", events_count),
+        StateSnapshot::ProratedSum {
+            persisted,
+            sum,
+            day_offset_weighted,
+            events_count,
+            ..
+        } => {
+            // The period start is the key's: not stored twice.
+            item.insert("sum".into(), n(sum));
+            item.insert("dow".into(), n(day_offset_weighted));
+            if !persisted.is_zero() {
+                item.insert("pp".into(), n(persisted));
+            }
+            ("prorated_sum", events_count)
+        }
+        StateSnapshot::ProratedUniqueCount { events_count, .. } => {
+            ("prorated_unique_count", events_count)
+        }
         StateSnapshot::WeightedSum {
             area,
             variation,
@@ -231,6 +299,18 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<StoredState, Stor
         },
         "unique_count" => StateSnapshot::UniqueCount {
             values: Vec::new(),
+            events_count,
+        },
+        "prorated_sum" => StateSnapshot::ProratedSum {
+            period_from: key.period_from,
+            persisted: dec("pp").unwrap_or_default(),
+            sum: dec("sum").ok_or_else(corrupt)?,
+            day_offset_weighted: dec("dow").ok_or_else(corrupt)?,
+            events_count,
+        },
+        "prorated_unique_count" => StateSnapshot::ProratedUniqueCount {
+            period_from: key.period_from,
+            operations: Vec::new(),
             events_count,
         },
         "weighted_sum" => StateSnapshot::WeightedSum {
@@ -387,6 +467,174 @@ impl UsageStore {
             }
         }
         Ok(())
+    }
+
+    /// Adds operations to the value items of a prorated unique count (a set union per value:
+    /// writing the same operation twice is a no-op).
+    pub async fn put_unique_operations(
+        &self,
+        org: &str,
+        sub: &str,
+        key: &StateKey,
+        operations: &[UniqueValue],
+    ) -> Result<(), StoreError> {
+        let pk = value_pk(org, sub, key);
+        let mut by_value: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for op in operations {
+            by_value
+                .entry(op.value.as_str())
+                .or_default()
+                .push(operation_tag(op));
+        }
+        for (value, tags) in by_value {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(pk.clone()))
+                .key("sk", s(value))
+                .update_expression("ADD ops :ops")
+                .expression_attribute_values(":ops", AttributeValue::Ss(tags))
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Every operation of every value of a prorated unique-count state.
+    pub async fn unique_operations(
+        &self,
+        org: &str,
+        sub: &str,
+        key: &StateKey,
+    ) -> Result<Vec<UniqueValue>, StoreError> {
+        let corrupt = || StoreError::Corrupt("unique operations item".into());
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(value_pk(org, sub, key)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await?;
+            for item in page.items.unwrap_or_default() {
+                let value = item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .ok_or_else(corrupt)?;
+                let Some(tags) = item.get("ops").and_then(|v| v.as_ss().ok()) else {
+                    continue;
+                };
+                for tag in tags {
+                    out.push(parse_operation_tag(value, tag).ok_or_else(corrupt)?);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Records events' values for event-by-event pricing (one item per event, keyed by its
+    /// position in time: rewriting one is a no-op).
+    pub async fn put_recorded_values(
+        &self,
+        org: &str,
+        sub: &str,
+        key: &StateKey,
+        values: &[RecordedValue],
+    ) -> Result<(), StoreError> {
+        let pk = record_pk(org, sub, key);
+        for v in values {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", s(pk.clone()))
+                .item(
+                    "sk",
+                    s(format!(
+                        "{:013}#{:020}",
+                        v.timestamp.timestamp_millis().max(0),
+                        v.sequence
+                    )),
+                )
+                .item("v", n(v.value))
+                .send()
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The recorded values of a state in time order, as far as `read` needs.
+    pub async fn recorded_values(
+        &self,
+        org: &str,
+        sub: &str,
+        key: &StateKey,
+        read: RecordRead,
+    ) -> Result<Vec<RecordedValue>, StoreError> {
+        let corrupt = || StoreError::Corrupt("recorded value item".into());
+        let mut out = Vec::new();
+        let mut total = Decimal::ZERO;
+        let mut start = None;
+        loop {
+            let page_limit = match read {
+                RecordRead::First(n) => {
+                    let left = n.saturating_sub(out.len() as u64);
+                    if left == 0 {
+                        return Ok(out);
+                    }
+                    Some(i32::try_from(left.min(1000)).unwrap_or(1000))
+                }
+                _ => None,
+            };
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(record_pk(org, sub, key)))
+                .consistent_read(true)
+                .set_limit(page_limit)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await?;
+            for item in page.items.unwrap_or_default() {
+                let sk = item
+                    .get("sk")
+                    .and_then(|v| v.as_s().ok())
+                    .ok_or_else(corrupt)?;
+                let (ts, seq) = sk.split_once('#').ok_or_else(corrupt)?;
+                let value: Decimal = get_n(&item, "v").ok_or_else(corrupt)?;
+                out.push(RecordedValue {
+                    timestamp: ts
+                        .parse()
+                        .ok()
+                        .and_then(DateTime::from_timestamp_millis)
+                        .ok_or_else(corrupt)?,
+                    sequence: seq.parse().map_err(|_| corrupt())?,
+                    value,
+                });
+                total += value;
+                let done = match read {
+                    RecordRead::All => false,
+                    RecordRead::First(n) => out.len() as u64 >= n,
+                    RecordRead::UntilTotalExceeds(f) => total > f,
+                };
+                if done {
+                    return Ok(out);
+                }
+            }
+            match page.last_evaluated_key {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
     }
 
     /// Every state item of a subscription whose period starts at or before `upto`.

@@ -6,13 +6,13 @@ use billing::{
         charge_usage::{ChargeUsage, GroupKey},
         snapshot::{StateSnapshot, parse_bucket},
     },
-    usage::{ChargeSpec, UsageError},
+    usage::{ChargeSpec, UsageError, ValueRecording},
 };
 use chrono::{DateTime, Utc};
 
 use crate::{
     StoreError,
-    usage::{StoredState, UsageStore},
+    usage::{RecordRead, StoredState, UsageStore},
 };
 
 /// Failure to restore usage.
@@ -32,7 +32,10 @@ pub enum UsagePricingError {
 /// The usage of `spec`'s charge over `[from, to]`: every state of that window (and, for a
 /// recurring metric, of earlier windows, whose units carry over), merged per filter bucket
 /// and pricing group. `states` are the subscription's states starting at or before `from`
-/// ([`UsageStore::states_upto`]); unique counts read their value items.
+/// ([`UsageStore::states_upto`]); unique counts read their value items, and charges priced
+/// event by event read the window's recorded values (only as far as their rule needs: O(events)
+/// at worst, for prorated graduated). `charges_duration_days` is the proration denominator.
+#[allow(clippy::too_many_arguments)]
 pub async fn charge_usage(
     usage_store: &UsageStore,
     org_id: &str,
@@ -40,9 +43,10 @@ pub async fn charge_usage(
     spec: &ChargeSpec,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
+    charges_duration_days: u32,
     states: &[StoredState],
 ) -> Result<ChargeUsage, UsagePricingError> {
-    let mut usage = spec.usage(from, to)?;
+    let mut usage = spec.usage(from, to, charges_duration_days)?;
     let recurring = spec.metric.recurring();
     let from_ms = from.timestamp_millis();
     for stored in states.iter().filter(|s| {
@@ -60,9 +64,34 @@ pub async fn charge_usage(
                     .await?,
                 events_count: *events_count,
             },
+            StateSnapshot::ProratedUniqueCount {
+                period_from,
+                events_count,
+                ..
+            } => StateSnapshot::ProratedUniqueCount {
+                period_from: *period_from,
+                operations: usage_store
+                    .unique_operations(org_id, external_subscription_id, &stored.key)
+                    .await?,
+                events_count: *events_count,
+            },
             other => other.clone(),
         };
-        let state = usage.aggregator().restore(&snapshot)?;
+        let mut state = usage.aggregator().restore(&snapshot)?;
+        // Only the window's own events are priced one by one; carried periods count as their
+        // persisted total.
+        let own = stored.key.period_from.timestamp_millis() == from_ms;
+        if let (Some(recording), true) = (spec.value_recording, own) {
+            let read = match recording {
+                ValueRecording::All => RecordRead::All,
+                ValueRecording::FirstEvents(n) => RecordRead::First(n),
+                ValueRecording::UntilTotalExceeds(f) => RecordRead::UntilTotalExceeds(f),
+            };
+            let values = usage_store
+                .recorded_values(org_id, external_subscription_id, &stored.key, read)
+                .await?;
+            state = state.with_recorded_values(&values);
+        }
         usage.merge_state(
             bucket,
             GroupKey::from_values(stored.key.group.clone()),

@@ -59,8 +59,8 @@ pub fn instant_fee(
     let model = bucket_properties(charge, bucket).model();
     let amount = pay_in_advance_amount(
         model,
-        &pricing_input(model, prior, &after),
-        &pricing_input(model, prior, &before),
+        &pricing_input(model, prior, &after, charge.prorated()),
+        &pricing_input(model, prior, &before, charge.prorated()),
         currency,
     )?;
     let units = after
@@ -144,15 +144,9 @@ mod tests {
     }
 
     fn empty_usage(charge: &Charge, metric: &BillableMetric) -> ChargeUsage {
-        let spec = ChargeSpec {
-            charge_id: charge.lago_id().to_owned(),
-            metric: metric.clone(),
-            filters: charge.filters().iter().map(|f| f.filter_values()).collect(),
-            pricing_group_keys: charge.pricing_group_keys().to_vec(),
-            filter_group_keys: charge.filters().iter().map(|_| None).collect(),
-        };
+        let spec = ChargeSpec::for_charge(charge, metric, chrono_tz::UTC);
         let (from, to) = march();
-        spec.usage(from, to)
+        spec.usage(from, to, 31)
             .unwrap_or_else(|e| panic!("usage: {e:?}"))
     }
 

@@ -5,16 +5,79 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use crate::{
     aggregation::{
-        AggregationError, Aggregator, UsageEvent,
+        AggregationError, Aggregator, ProrationWindow, UsageEvent,
         charge_usage::ChargeUsage,
         filters::{FilterError, FilterSet, FilterValues},
     },
-    catalog::metric::BillableMetric,
-    period::{InvoiceBoundaries, PeriodError, SubscriptionDates},
+    catalog::metric::{AggregationType, BillableMetric},
+    charge_model::ChargeModel,
+    period::{InvoiceBoundaries, PeriodError, SubscriptionDates, date_diff_with_timezone},
 };
+
+/// Which per-event values a charge must keep, because its pricing walks events in timestamp
+/// order rather than reading an aggregate. Only these charge configurations cost O(events)
+/// (storage, and reading at pricing time); every other charge is priced from O(1) states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueRecording {
+    /// Every in-period value (prorated graduated: each event is priced at its tier).
+    All,
+    /// The first `n` values by timestamp suffice (percentage `free_units_per_events = n`,
+    /// SEMANTICS §2.8: the running total stops after N events).
+    FirstEvents(u64),
+    /// The values up to the first running total above this one suffice (percentage
+    /// `free_units_per_total_aggregation`, SEMANTICS §2.8).
+    UntilTotalExceeds(rust_decimal::Decimal),
+}
+
+impl ValueRecording {
+    /// What a charge needs: `None` for every charge priced from aggregates.
+    ///
+    /// Per-transaction min/max of a percentage charge do not ask for values: Lago applies them
+    /// only with a premium license and silently ignores them otherwise (EDGE_CASES 8); we
+    /// follow Lago's open-source behaviour, so they are ignored.
+    pub fn for_charge(
+        charge: &crate::catalog::plan::Charge,
+        metric: &BillableMetric,
+    ) -> Option<Self> {
+        if metric.aggregation_type() != AggregationType::Sum {
+            return None;
+        }
+        let models = std::iter::once(charge.properties().model())
+            .chain(charge.filters().iter().map(|f| f.properties().model()));
+        let mut need: Option<Self> = None;
+        for model in models {
+            let this = match model {
+                ChargeModel::Graduated(_) if charge.prorated() && metric.recurring() => {
+                    Some(Self::All)
+                }
+                ChargeModel::Percentage(p) => match (
+                    p.free_units_per_events().filter(|n| *n > 0),
+                    p.free_units_per_total_aggregation()
+                        .filter(|f| *f > rust_decimal::Decimal::ZERO),
+                ) {
+                    (Some(n), _) => Some(Self::FirstEvents(n)),
+                    (None, Some(f)) => Some(Self::UntilTotalExceeds(f)),
+                    (None, None) => None,
+                },
+                _ => None,
+            };
+            need = match (need, this) {
+                (None, x) | (x, None) => x,
+                (Some(a), Some(b)) if a == b => Some(a),
+                (Some(Self::FirstEvents(a)), Some(Self::FirstEvents(b))) => {
+                    Some(Self::FirstEvents(a.max(b)))
+                }
+                // Filters asking for different prefixes: keep everything.
+                _ => Some(Self::All),
+            };
+        }
+        need
+    }
+}
 
 /// What aggregating one charge needs: its metric, filters and pricing groups.
 #[derive(Debug, Clone)]
@@ -29,6 +92,13 @@ pub struct ChargeSpec {
     pub pricing_group_keys: Vec<String>,
     /// Per filter, its own pricing group keys when it overrides the charge's.
     pub filter_group_keys: Vec<Option<Vec<String>>>,
+    /// The charge is prorated (`charge.prorated`): a recurring sum or unique count is billed
+    /// for the days each unit was held (SEMANTICS §2.6).
+    pub prorated: bool,
+    /// The customer's applicable timezone: proration counts its calendar days.
+    pub timezone: Tz,
+    /// The per-event values the charge's pricing needs, if any.
+    pub value_recording: Option<ValueRecording>,
 }
 
 /// Failure to aggregate usage.
@@ -57,9 +127,65 @@ pub struct UsageKey {
 }
 
 impl ChargeSpec {
-    /// An empty usage of this charge over a charges window.
-    pub fn usage(&self, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<ChargeUsage, UsageError> {
-        let aggregator = Aggregator::for_metric(&self.metric, from, to)?;
+    /// The spec of `charge` priced on `metric`, for a customer in `timezone`.
+    pub fn for_charge(
+        charge: &crate::catalog::plan::Charge,
+        metric: &BillableMetric,
+        timezone: Tz,
+    ) -> Self {
+        Self {
+            charge_id: charge.lago_id().to_owned(),
+            metric: metric.clone(),
+            filters: charge.filters().iter().map(|f| f.filter_values()).collect(),
+            pricing_group_keys: charge.pricing_group_keys().to_vec(),
+            filter_group_keys: charge
+                .filters()
+                .iter()
+                .map(|f| {
+                    let keys = f.properties().pricing_group_keys();
+                    (!keys.is_empty()).then(|| keys.to_vec())
+                })
+                .collect(),
+            prorated: charge.prorated(),
+            timezone,
+            value_recording: ValueRecording::for_charge(charge, metric),
+        }
+    }
+
+    /// Whether this charge aggregates prorated (SEMANTICS §2.6: a recurring sum or unique
+    /// count on a prorated charge; the flag is ignored elsewhere, as Lago validates it away).
+    pub fn is_prorated(&self) -> bool {
+        self.prorated
+            && self.metric.recurring()
+            && matches!(
+                self.metric.aggregation_type(),
+                AggregationType::Sum | AggregationType::UniqueCount
+            )
+    }
+
+    /// An empty usage of this charge over a charges window `[from, to]` of a period of
+    /// `charges_duration_days` days (the proration denominator).
+    pub fn usage(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        charges_duration_days: u32,
+    ) -> Result<ChargeUsage, UsageError> {
+        let mut aggregator = Aggregator::for_metric(&self.metric, from, to)?;
+        if self.is_prorated() {
+            let days = u32::try_from(date_diff_with_timezone(from, to, self.timezone).max(0))
+                .unwrap_or(u32::MAX);
+            aggregator = aggregator.prorated(ProrationWindow::new(
+                from,
+                to,
+                self.timezone,
+                charges_duration_days,
+                days,
+            )?);
+        }
+        if self.value_recording.is_some() {
+            aggregator = aggregator.recording_values();
+        }
         let metric_filters: Vec<(String, Vec<String>)> = self
             .metric
             .filters()
@@ -112,7 +238,11 @@ impl UsageBatch {
             let usage = match self.usages.get_mut(&key) {
                 Some(u) => u,
                 None => {
-                    let u = charge.usage(key.period_from, key.period_to)?;
+                    let u = charge.usage(
+                        key.period_from,
+                        key.period_to,
+                        window.charges_duration_days(),
+                    )?;
                     self.usages.entry(key).or_insert(u)
                 }
             };
@@ -226,18 +356,27 @@ fn counting_running_total(
     (has_free_units && counting).then(|| u64::try_from(units.floor()).unwrap_or(0))
 }
 
-/// What `model` reads of one bucket's aggregation `result` (one of `usage`'s buckets).
+/// What `model` reads of one bucket's aggregation `result` (one of `usage`'s buckets), for a
+/// charge that is `prorated` or not.
 pub(crate) fn pricing_input(
     model: &crate::charge_model::ChargeModel,
     usage: &ChargeUsage,
     result: &crate::aggregation::AggregationResult,
+    prorated: bool,
 ) -> crate::charge_model::PricingInput {
     let mut input =
         crate::charge_model::PricingInput::new(result.units).with_events_count(result.events_count);
     if let Some(full) = result.full_units_number {
         input = input.with_full_units_number(full);
     }
+    if prorated {
+        // Volume picks its tier from the full units (SEMANTICS §4.4).
+        input = input.prorated();
+    }
     if let Some(values) = result.event_values.clone() {
+        if let Some(rt) = sum_running_total(model, usage, &values) {
+            input = input.with_running_total(rt);
+        }
         input = input.with_event_values(values);
     }
     if let Some(cents) = result.precise_total_amount_cents {
@@ -247,6 +386,25 @@ pub(crate) fn pricing_input(
         input = input.with_counting_running_total(n);
     }
     input
+}
+
+/// The running totals a percentage charge with free units reads from a sum's recorded values
+/// in time order (SEMANTICS §2.8); none for other models or aggregations.
+fn sum_running_total(
+    model: &crate::charge_model::ChargeModel,
+    usage: &ChargeUsage,
+    values_in_order: &[rust_decimal::Decimal],
+) -> Option<Vec<rust_decimal::Decimal>> {
+    let crate::charge_model::ChargeModel::Percentage(props) = model else {
+        return None;
+    };
+    (usage.aggregator().aggregation_type() == AggregationType::Sum).then(|| {
+        crate::aggregation::sum_running_total(
+            values_in_order,
+            props.free_units_per_events(),
+            props.free_units_per_total_aggregation(),
+        )
+    })
 }
 
 /// Prices a charge's usage, one fee per bucket and group: each filter bucket with the
@@ -264,8 +422,15 @@ pub fn price_charge(
     let mut fees = Vec::with_capacity(results.len());
     for r in results {
         let properties = bucket_properties(charge, r.bucket);
-        let input = pricing_input(properties.model(), usage, &r.result);
-        let amount = price(properties.model(), &input, currency)?;
+        let input = pricing_input(properties.model(), usage, &r.result, charge.prorated());
+        let amount = match (properties.model(), &r.result.prorated_events) {
+            // Prorated graduated: each event is priced at the tier its running full total
+            // reaches (SEMANTICS §2.6).
+            (crate::charge_model::ChargeModel::Graduated(ranges), Some(events)) => {
+                crate::charge_model::graduated::price_prorated(ranges, events)?
+            }
+            (model, _) => price(model, &input, currency)?,
+        };
         let shown = r.result.full_units_number.unwrap_or(r.result.units);
         let fee = ChargeFee::new(shown, r.result.events_count, &amount, currency)?;
         fees.push(BucketFee {

@@ -221,6 +221,7 @@ pub async fn price_slot(
                 spec,
                 from,
                 to,
+                boundaries.charges_duration_days(),
                 &states,
             )
             .await?;

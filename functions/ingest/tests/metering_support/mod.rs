@@ -115,6 +115,10 @@ pub struct Stack {
     app: Router,
     clock: Arc<Mutex<DateTime<Utc>>>,
     pub key: String,
+    /// The organization's id (to hand-build queue messages).
+    pub org_id: String,
+    /// The aggregate worker's dependencies (to deliver a message to it directly).
+    pub aggregate: aggregate::Deps,
 }
 
 impl Stack {
@@ -133,7 +137,7 @@ impl Stack {
         let queue_url = var(infra::EVENTS_QUEUE.env_var);
         let queue = EventQueue::new(sdk, queue_url.clone());
         let key = local_runner::organization::new_api_key();
-        local_runner::organization::create(&store, &uniq("Metering"), &key)
+        let org = local_runner::organization::create(&store, &uniq("Metering"), &key)
             .await
             .unwrap_or_else(|e| panic!("creating an organization: {e}"));
 
@@ -162,12 +166,14 @@ impl Stack {
                 Duration::from_secs(1),
             )
             .deduplicating(events),
-            aggregate_deps,
+            aggregate_deps.clone(),
         );
         Stack {
             app: local_runner::app(api_deps, ingest_deps, drainer),
             clock,
             key,
+            org_id: org.id,
+            aggregate: aggregate_deps,
         }
     }
 

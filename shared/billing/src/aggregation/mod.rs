@@ -400,6 +400,16 @@ impl Aggregator {
         self
     }
 
+    /// The proration frame of a prorated charge.
+    pub fn proration(&self) -> Option<&ProrationWindow> {
+        self.proration.as_ref()
+    }
+
+    /// Whether each numeric value is kept (see [`Aggregator::recording_values`]).
+    pub fn records_values(&self) -> bool {
+        self.record_values
+    }
+
     /// The aggregation type.
     pub fn aggregation_type(&self) -> AggregationType {
         self.aggregation_type
@@ -409,9 +419,7 @@ impl Aggregator {
     pub fn empty_state(&self) -> AggregationState {
         let kind = match (self.aggregation_type, self.proration) {
             (AggregationType::Count, _) => StateKind::Count(CountState::default()),
-            (AggregationType::Sum, Some(w)) => {
-                StateKind::ProratedSum(ProratedSumState::new(w, self.record_values))
-            }
+            (AggregationType::Sum, Some(w)) => StateKind::ProratedSum(ProratedSumState::new(w)),
             (AggregationType::Sum, None) => StateKind::Sum(SumState::default()),
             (AggregationType::Max, _) => StateKind::Max(MaxState::default()),
             (AggregationType::Latest, _) => StateKind::Latest(LatestState::default()),
@@ -541,7 +549,7 @@ impl Aggregator {
                 r.units = s.units()?;
                 r.events_count = s.events_count();
                 r.full_units_number = Some(s.full_units_number());
-                r.prorated_events = s.prorated_events();
+                r.prorated_events = state.values.as_deref().map(|v| s.prorated_events(v));
             }
             StateKind::ProratedUniqueCount(s) => {
                 r.units = s.units();

@@ -65,6 +65,16 @@ impl ProrationWindow {
         Decimal::from(self.charges_duration_days)
     }
 
+    /// The window's length in local calendar days, both ends counted.
+    fn span_days(&self) -> i64 {
+        (self.local_date(self.to_datetime) - self.local_date(self.from_datetime)).num_days() + 1
+    }
+
+    /// Local calendar days from the window's first day to `t`'s (0 on the first day).
+    fn day_offset(&self, t: DateTime<Utc>) -> i64 {
+        (self.local_date(t) - self.local_date(self.from_datetime)).num_days()
+    }
+
     /// Days from the event's local date to the window's last local date, both counted.
     fn days_to_end(&self, t: DateTime<Utc>) -> i64 {
         (self.local_date(self.to_datetime) - self.local_date(t)).num_days() + 1
@@ -85,28 +95,68 @@ pub fn prorated_unit_in_advance(window: &ProrationWindow, timestamp: DateTime<Ut
 
 /// A prorated `sum_agg`: each value weighs the days left in the period from its event day, and
 /// the total carried from earlier periods weighs the whole window.
+///
+/// The state is linear in the events: it keeps the in-period sum and `Σ value × day offset`
+/// (the event's local date minus the window's first local date), so that
+/// `Σ value × (date(to) − date(ts) + 1) = in_period × span − Σ value × offset`. That is a sum,
+/// hence mergeable and storable in O(1) whatever the number of events, and exact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProratedSumState {
     window: ProrationWindow,
     persisted: Decimal,
     in_period: Decimal,
-    weighted_days: Decimal,
+    day_offset_weighted: Decimal,
     events_count: u64,
-    events: Option<Vec<(EventKey, Decimal)>>,
 }
 
 impl ProratedSumState {
-    /// An empty state. With `record_events`, each event is kept so that prorated graduated
-    /// pricing can walk them in order.
-    pub fn new(window: ProrationWindow, record_events: bool) -> Self {
+    /// An empty state.
+    pub fn new(window: ProrationWindow) -> Self {
         Self {
             window,
             persisted: Decimal::ZERO,
             in_period: Decimal::ZERO,
-            weighted_days: Decimal::ZERO,
+            day_offset_weighted: Decimal::ZERO,
             events_count: 0,
-            events: record_events.then(Vec::new),
         }
+    }
+
+    /// A state from its stored parts: the total carried from before the window, the in-period
+    /// sum, `Σ value × day offset` and the in-period events count.
+    pub fn from_parts(
+        window: ProrationWindow,
+        persisted: Decimal,
+        in_period: Decimal,
+        day_offset_weighted: Decimal,
+        events_count: u64,
+    ) -> Self {
+        Self {
+            window,
+            persisted,
+            in_period,
+            day_offset_weighted,
+            events_count,
+        }
+    }
+
+    /// The window this state is computed in.
+    pub fn window(&self) -> &ProrationWindow {
+        &self.window
+    }
+
+    /// The total carried from before the window.
+    pub fn persisted(&self) -> Decimal {
+        self.persisted
+    }
+
+    /// The non-prorated sum of the in-period events.
+    pub fn in_period(&self) -> Decimal {
+        self.in_period
+    }
+
+    /// `Σ value × (local date(ts) − local date(from))` of the in-period events.
+    pub fn day_offset_weighted(&self) -> Decimal {
+        self.day_offset_weighted
     }
 
     /// Adds one value. Events before the window feed the persisted total.
@@ -117,10 +167,12 @@ impl ProratedSumState {
                 .checked_add(value)
                 .ok_or(AggregationError::Overflow)?;
         } else {
-            let days = Decimal::from(self.window.days_to_end(key.timestamp()).max(0));
-            let w = value.checked_mul(days).ok_or(AggregationError::Overflow)?;
-            self.weighted_days = self
-                .weighted_days
+            let offset = Decimal::from(self.window.day_offset(key.timestamp()));
+            let w = value
+                .checked_mul(offset)
+                .ok_or(AggregationError::Overflow)?;
+            self.day_offset_weighted = self
+                .day_offset_weighted
                 .checked_add(w)
                 .ok_or(AggregationError::Overflow)?;
             self.in_period = self
@@ -128,9 +180,6 @@ impl ProratedSumState {
                 .checked_add(value)
                 .ok_or(AggregationError::Overflow)?;
             self.events_count = self.events_count.saturating_add(1);
-        }
-        if let Some(events) = &mut self.events {
-            events.push((key, value));
         }
         Ok(())
     }
@@ -143,24 +192,25 @@ impl ProratedSumState {
         let add = |a: Decimal, b: Decimal| a.checked_add(b).ok_or(AggregationError::Overflow);
         self.persisted = add(self.persisted, other.persisted)?;
         self.in_period = add(self.in_period, other.in_period)?;
-        self.weighted_days = add(self.weighted_days, other.weighted_days)?;
+        self.day_offset_weighted = add(self.day_offset_weighted, other.day_offset_weighted)?;
         self.events_count = self.events_count.saturating_add(other.events_count);
-        if let (Some(mine), Some(theirs)) = (&mut self.events, &other.events) {
-            mine.extend_from_slice(theirs);
-        }
         Ok(())
     }
 
-    /// The prorated units: `ceil5((Σ v × days_left + persisted × N) / D)`.
+    /// The prorated units: `ceil5((Σ v × days_left + persisted × N) / D)`, with
+    /// `Σ v × days_left = in_period × span − Σ v × offset`.
     pub fn units(&self) -> Result<Decimal, AggregationError> {
+        let overflow = || AggregationError::Overflow;
         let persisted = self
             .persisted
             .checked_mul(Decimal::from(self.window.period_days))
-            .ok_or(AggregationError::Overflow)?;
-        let total = self
-            .weighted_days
-            .checked_add(persisted)
-            .ok_or(AggregationError::Overflow)?;
+            .ok_or_else(overflow)?;
+        let in_period = self
+            .in_period
+            .checked_mul(Decimal::from(self.window.span_days()))
+            .and_then(|x| x.checked_sub(self.day_offset_weighted))
+            .ok_or_else(overflow)?;
+        let total = in_period.checked_add(persisted).ok_or_else(overflow)?;
         Ok(ceil5(total / self.window.duration()))
     }
 
@@ -175,10 +225,10 @@ impl ProratedSumState {
     }
 
     /// `(full value, prorated value)` per event in time order, the persisted total first, for
-    /// prorated graduated pricing. `None` unless the state records events.
-    pub fn prorated_events(&self) -> Option<Vec<(Decimal, Decimal)>> {
-        let events = self.events.as_ref()?;
-        let mut sorted = events.clone();
+    /// prorated graduated pricing, from the recorded in-period `values` (any order; values
+    /// before the window are ignored, the persisted total stands for them).
+    pub fn prorated_events(&self, values: &[(EventKey, Decimal)]) -> Vec<(Decimal, Decimal)> {
+        let mut sorted = values.to_vec();
         sorted.sort_by_key(|(k, _)| *k);
         let d = self.window.duration();
         let n = Decimal::from(self.window.period_days);
@@ -192,7 +242,7 @@ impl ProratedSumState {
                 out.push((value, value * days / d));
             }
         }
-        Some(out)
+        out
     }
 }
 
@@ -212,6 +262,36 @@ impl ProratedUniqueCountState {
             history: HashMap::new(),
             events_count: 0,
         }
+    }
+
+    /// A state from its stored parts: every recorded operation per value, and the events
+    /// count inside the window.
+    pub fn from_parts(
+        window: ProrationWindow,
+        operations: impl IntoIterator<Item = (String, EventKey, Operation)>,
+        events_count: u64,
+    ) -> Self {
+        let mut history: HashMap<String, Vec<(EventKey, Operation)>> = HashMap::new();
+        for (value, key, op) in operations {
+            history.entry(value).or_default().push((key, op));
+        }
+        Self {
+            window,
+            history,
+            events_count,
+        }
+    }
+
+    /// The window this state is computed in.
+    pub fn window(&self) -> &ProrationWindow {
+        &self.window
+    }
+
+    /// Every recorded operation: value, position in time, kind.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, EventKey, Operation)> {
+        self.history
+            .iter()
+            .flat_map(|(v, ops)| ops.iter().map(move |(k, op)| (v.as_str(), *k, *op)))
     }
 
     /// Records an operation on a value (events after the window end must not be folded).
@@ -400,7 +480,7 @@ mod tests {
         let Ok(w) = july_window() else {
             panic!("window")
         };
-        let mut s = ProratedSumState::new(w, false);
+        let mut s = ProratedSumState::new(w);
         let _ = s.fold(
             EventKey::new(utc("2022-06-01T00:00:00Z"), 1),
             Decimal::from(10),
