@@ -606,3 +606,185 @@ async fn a_late_event_changes_a_draft_on_refresh_and_never_a_finalized_invoice()
         .await;
     assert_eq!(none["meta"]["total_count"], 0);
 }
+
+#[tokio::test]
+async fn a_termination_in_the_hour_before_the_clock_run_leaves_the_previous_period_whole() {
+    // Given `basic` (3100 a month in arrears, 0.50 per call, VAT 20 %) in UTC from 1 Jan 2025,
+    // 4 calls in February and 2 on 1 Mar at 00:10.
+    let s = basic("Acme").await;
+    s.customer("cus", "UTC", None).await;
+    s.now("2025-01-01T00:00:00Z");
+    s.subscribe("sub", "cus", "basic", "calendar", "2025-01-01T00:00:00Z")
+        .await;
+    s.usage("sub", "calls", "2025-02-10T12:00:00Z", 4).await;
+    s.usage("sub", "calls", "2025-03-01T00:10:00Z", 2).await;
+    s.bill("2025-02-01T00:00:00Z").await;
+
+    // When it is terminated on 1 Mar at 00:30, before any clock run reached 1 Mar 00:00,
+    // and the next hourly run (01:00) closes both the February period and the termination.
+    s.now("2025-03-01T00:30:00Z");
+    s.ok(Method::DELETE, "/subscriptions/sub", None).await;
+    s.bill("2025-03-01T01:00:00Z").await;
+
+    let invoices = s.invoices_of("sub").await;
+    assert_eq!(invoices.len(), 3, "January, February, the termination");
+    // Then February is billed in full over 1–28 Feb (SEMANTICS §6.2: in arrears, the period
+    // ending the day before the billing day): 3100 + 4 × 50 = 3300, VAT 660.
+    let feb = &invoices[1];
+    assert_eq!(
+        feb["billing_periods"][0]["invoicing_reason"],
+        "subscription_periodic"
+    );
+    assert_eq!(
+        subscription_fee(feb),
+        (
+            3100,
+            "2025-02-01T00:00:00Z".into(),
+            "2025-02-28T23:59:59Z".into()
+        )
+    );
+    assert_eq!(
+        feb["billing_periods"][0]["charges_from_datetime"],
+        "2025-02-01T00:00:00Z"
+    );
+    assert_eq!(
+        feb["billing_periods"][0]["charges_to_datetime"],
+        "2025-02-28T23:59:59Z"
+    );
+    assert_eq!(fee(feb, "charge")["units"], "4.0");
+    assert_eq!(totals(feb), (3300, 660, 3960));
+    // And the termination invoice covers 1 Mar 00:00 – 00:30 only. Lago counts the
+    // termination day as a whole day (§6.5: ceil of 30 min = 1 day): 1 × 3100/31 = 100, plus
+    // 2 calls = 100; VAT 40.
+    let term = &invoices[2];
+    assert_eq!(
+        term["billing_periods"][0]["invoicing_reason"],
+        "subscription_terminating"
+    );
+    assert_eq!(
+        subscription_fee(term),
+        (
+            100,
+            "2025-03-01T00:00:00Z".into(),
+            "2025-03-01T00:30:00Z".into()
+        )
+    );
+    assert_eq!(
+        term["billing_periods"][0]["charges_from_datetime"],
+        "2025-03-01T00:00:00Z"
+    );
+    assert_eq!(
+        term["billing_periods"][0]["charges_to_datetime"],
+        "2025-03-01T00:30:00Z"
+    );
+    assert_eq!(totals(term), (200, 40, 240));
+}
+
+#[tokio::test]
+async fn a_draft_refreshed_after_its_subscription_was_terminated_keeps_its_period() {
+    // Given `basic` in UTC from 1 Jan 2025 for a customer with a 3-day grace period, 4 calls
+    // in February and 2 on 1 Mar at 00:10; February's invoice is a draft since 1 Mar.
+    let s = basic("Acme").await;
+    s.customer("cus", "UTC", Some(3)).await;
+    s.now("2025-01-01T00:00:00Z");
+    s.subscribe("sub", "cus", "basic", "calendar", "2025-01-01T00:00:00Z")
+        .await;
+    s.usage("sub", "calls", "2025-02-10T12:00:00Z", 4).await;
+    s.usage("sub", "calls", "2025-03-01T00:10:00Z", 2).await;
+    s.bill("2025-02-01T00:00:00Z").await;
+    s.bill("2025-03-01T00:00:00Z").await;
+    let feb = s.invoices_of("sub").await[1].clone();
+    assert_eq!(feb["status"], "draft");
+    let id = feb["lago_id"].as_str().unwrap().to_owned();
+
+    // When the subscription is terminated on 2 Mar at 10:00 and the draft is refreshed.
+    s.now("2025-03-02T10:00:00Z");
+    s.ok(Method::DELETE, "/subscriptions/sub", None).await;
+    let refreshed = s
+        .ok(Method::PUT, &format!("/invoices/{id}/refresh"), None)
+        .await;
+
+    // Then it still covers February in full: 3100 + 4 × 50 = 3300, VAT 660.
+    let expected_fee = (
+        3100,
+        "2025-02-01T00:00:00Z".to_owned(),
+        "2025-02-28T23:59:59Z".to_owned(),
+    );
+    assert_eq!(subscription_fee(&refreshed["invoice"]), expected_fee);
+    assert_eq!(totals(&refreshed["invoice"]), (3300, 660, 3960));
+
+    // And the clock finalizes it unchanged when its grace period ends (1 Mar + 3 days), next
+    // to a termination draft for 1 Mar 00:00 – 2 Mar 10:00: 2 days × 100 + 2 calls × 50.
+    s.bill("2025-03-04T00:00:00Z").await;
+    let invoices = s.invoices_of("sub").await;
+    assert_eq!(invoices.len(), 3);
+    assert_eq!(invoices[1]["status"], "finalized");
+    assert_eq!(subscription_fee(&invoices[1]), expected_fee);
+    assert_eq!(totals(&invoices[1]), (3300, 660, 3960));
+    let term = &invoices[2];
+    assert_eq!(
+        subscription_fee(term),
+        (
+            200,
+            "2025-03-01T00:00:00Z".into(),
+            "2025-03-02T10:00:00Z".into()
+        )
+    );
+    assert_eq!(totals(term), (300, 60, 360));
+}
+
+#[tokio::test]
+async fn an_upgrade_prorates_the_minimum_spend_without_the_upgrade_day() {
+    // Given `minimal`: 3100 a month in arrears, 0.50 per call with a 1000-cent minimum spend,
+    // from 1 Mar 2024 (UTC), 4 calls on 5 Mar; upgraded to `pro` (6200) on 15 Mar at 12:00.
+    let s = basic("Acme").await;
+    let charge = json!({
+        "billable_metric_id": s.metrics["calls"],
+        "charge_model": "standard",
+        "properties": {"amount": "0.5"},
+        "min_amount_cents": 1000,
+    });
+    s.ok(
+        Method::POST,
+        "/plans",
+        Some(json!({"plan": {
+            "name": "minimal", "code": "minimal", "interval": "monthly",
+            "amount_cents": 3100, "amount_currency": "EUR", "pay_in_advance": false,
+            "charges": [charge],
+        }})),
+    )
+    .await;
+    s.plan("pro", "monthly", 6200, false, json!({}), &[]).await;
+    s.customer("cus", "UTC", None).await;
+    s.now("2024-03-01T00:00:00Z");
+    s.subscribe("up", "cus", "minimal", "calendar", "2024-03-01T00:00:00Z")
+        .await;
+    s.usage("up", "calls", "2024-03-05T00:00:00Z", 4).await;
+    s.now("2024-03-15T12:00:00Z");
+    s.subscribe("up", "cus", "pro", "calendar", "2024-03-01T00:00:00Z")
+        .await;
+
+    // When the clock closes the upgrade.
+    s.bill("2024-03-15T13:00:00Z").await;
+
+    // Then the old subscription's invoice counts 1 Mar – 15 Mar 12:00 as ceil(14.5) = 15
+    // days, minus the upgrade day, which belongs to the new plan (SEMANTICS §4.12, §6.5):
+    // 14 days. Fee: 14 × 3100/31 = 1400. Calls: 4 × 50 = 200. Minimum prorated:
+    // 1000/31 × 14 = 451.61 → true-up round(451.61 − 200) = 252 (not 284 over 15 days).
+    let invoices = s.invoices_of("up").await;
+    let term = invoices
+        .iter()
+        .find(|i| i["billing_periods"][0]["invoicing_reason"] == "subscription_terminating")
+        .unwrap_or_else(|| panic!("no termination invoice in {invoices:#?}"));
+    assert_eq!(subscription_fee(term).0, 1400);
+    let mut charges: Vec<i64> = term["fees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["item"]["type"] == "charge")
+        .map(|f| f["amount_cents"].as_i64().unwrap())
+        .collect();
+    charges.sort_unstable();
+    assert_eq!(charges, vec![200, 252]);
+    assert_eq!(totals(term), (1852, 0, 1852));
+}
