@@ -576,6 +576,51 @@ async fn a_late_event_changes_a_draft_on_refresh_and_never_a_finalized_invoice()
         .await;
     assert_eq!(paid["invoice"]["payment_status"], "succeeded");
     assert_eq!(paid["invoice"]["metadata"][0]["value"], "42");
+    // Metadata is replaced as a set (lago-api's Invoices::Metadata::UpdateService): an entry
+    // naming an id updates it, one without an id is added, one left out is deleted.
+    let po = paid["invoice"]["metadata"][0]["lago_id"].clone();
+    let both = s
+        .ok(
+            Method::PUT,
+            &format!("/invoices/{id}"),
+            Some(json!({"invoice": {"metadata": [
+                {"id": po, "key": "po", "value": "43"},
+                {"key": "cc", "value": "x"},
+            ]}})),
+        )
+        .await;
+    let pairs = |v: &serde_json::Value| -> Vec<(String, String, String)> {
+        v["invoice"]["metadata"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["lago_id"].as_str().unwrap_or_default().to_owned(),
+                    m["key"].as_str().unwrap_or_default().to_owned(),
+                    m["value"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let after = pairs(&both);
+    assert_eq!(after.len(), 2, "{both:#}");
+    assert_eq!(
+        after[0],
+        (po.as_str().unwrap().to_owned(), "po".into(), "43".into())
+    );
+    assert_eq!((after[1].1.as_str(), after[1].2.as_str()), ("cc", "x"));
+    let only_cc = s
+        .ok(
+            Method::PUT,
+            &format!("/invoices/{id}"),
+            Some(json!({"invoice": {"metadata": [{"id": after[1].0, "key": "cc", "value": "y"}]}})),
+        )
+        .await;
+    assert_eq!(
+        pairs(&only_cc),
+        vec![(after[1].0.clone(), "cc".into(), "y".into())]
+    );
     let (status, body) = s
         .call(Method::POST, &format!("/invoices/{id}/void"), None)
         .await;
