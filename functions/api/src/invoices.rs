@@ -96,6 +96,7 @@ async fn invoicing_deps(deps: &Deps) -> Result<invoicing::Deps, ApiError> {
         usage: deps.usage.clone().ok_or(ApiError::Internal)?,
         bus: deps.bus.clone(),
         ids: deps.ids.clone(),
+        clock: deps.clock.clone(),
     })
 }
 

@@ -420,6 +420,7 @@ pub async fn create(
             subscriptions: writes.iter().collect(),
             plan: child.as_ref(),
             customer: customer_update.as_ref(),
+            pending_events: Vec::new(),
         };
         match deps.store.write_subscriptions(&org.id, &change).await {
             Ok(()) => {
@@ -626,6 +627,7 @@ pub async fn update(
             subscriptions: vec![&record],
             plan: child.as_ref(),
             customer: None,
+            pending_events: Vec::new(),
         };
         match deps.store.write_subscriptions(&org.id, &change).await {
             Ok(()) => return plain(&deps, &org, &record, now).await,
@@ -675,6 +677,7 @@ pub async fn destroy(
             subscriptions: writes.iter().collect(),
             plan: None,
             customer: None,
+            pending_events: Vec::new(),
         };
         match deps.store.write_subscriptions(&org.id, &change).await {
             Ok(()) => {
@@ -791,6 +794,7 @@ pub(crate) async fn end_plan_subscriptions(
             subscriptions: writes.iter().collect(),
             plan: None,
             customer: None,
+            pending_events: Vec::new(),
         };
         match deps.store.write_subscriptions(&org.id, &change).await {
             Ok(()) => return Ok(()),

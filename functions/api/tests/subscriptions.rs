@@ -1105,6 +1105,7 @@ async fn a_change_decided_on_a_stale_read_is_refused_and_writes_nothing() {
         subscriptions: vec![&second],
         plan: None,
         customer: None,
+        pending_events: Vec::new(),
     };
     // Then it is refused as a conflict, and the only subscription is the first one
     assert!(matches!(

@@ -205,6 +205,7 @@ async fn main() -> anyhow::Result<()> {
             var(infra::BUS.env_var),
         )),
         ids: Arc::new(|| uuid::Uuid::new_v4().to_string()),
+        clock: Arc::new(chrono::Utc::now),
     };
     let clock = billing_clock::Deps {
         store: store.clone(),

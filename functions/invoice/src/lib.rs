@@ -28,6 +28,7 @@ pub fn deps_from_env(sdk: &aws_config::SdkConfig) -> Result<Deps, config::Missin
         usage: UsageStore::new(sdk, config::required("USAGE_TABLE")?),
         bus: Some(EventBus::new(sdk, config::required("EVENT_BUS_NAME")?)),
         ids: std::sync::Arc::new(|| uuid::Uuid::new_v4().to_string()),
+        clock: std::sync::Arc::new(Utc::now),
     })
 }
 

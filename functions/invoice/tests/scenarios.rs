@@ -7,6 +7,8 @@
 
 mod support;
 
+use std::collections::BTreeMap;
+
 use http::{Method, StatusCode};
 use serde_json::json;
 use support::{Scenario, fee, subscription_fee, totals};
@@ -574,6 +576,51 @@ async fn a_late_event_changes_a_draft_on_refresh_and_never_a_finalized_invoice()
         .await;
     assert_eq!(paid["invoice"]["payment_status"], "succeeded");
     assert_eq!(paid["invoice"]["metadata"][0]["value"], "42");
+    // Metadata is replaced as a set (lago-api's Invoices::Metadata::UpdateService): an entry
+    // naming an id updates it, one without an id is added, one left out is deleted.
+    let po = paid["invoice"]["metadata"][0]["lago_id"].clone();
+    let both = s
+        .ok(
+            Method::PUT,
+            &format!("/invoices/{id}"),
+            Some(json!({"invoice": {"metadata": [
+                {"id": po, "key": "po", "value": "43"},
+                {"key": "cc", "value": "x"},
+            ]}})),
+        )
+        .await;
+    let pairs = |v: &serde_json::Value| -> Vec<(String, String, String)> {
+        v["invoice"]["metadata"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["lago_id"].as_str().unwrap_or_default().to_owned(),
+                    m["key"].as_str().unwrap_or_default().to_owned(),
+                    m["value"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let after = pairs(&both);
+    assert_eq!(after.len(), 2, "{both:#}");
+    assert_eq!(
+        after[0],
+        (po.as_str().unwrap().to_owned(), "po".into(), "43".into())
+    );
+    assert_eq!((after[1].1.as_str(), after[1].2.as_str()), ("cc", "x"));
+    let only_cc = s
+        .ok(
+            Method::PUT,
+            &format!("/invoices/{id}"),
+            Some(json!({"invoice": {"metadata": [{"id": after[1].0, "key": "cc", "value": "y"}]}})),
+        )
+        .await;
+    assert_eq!(
+        pairs(&only_cc),
+        vec![(after[1].0.clone(), "cc".into(), "y".into())]
+    );
     let (status, body) = s
         .call(Method::POST, &format!("/invoices/{id}/void"), None)
         .await;
@@ -605,4 +652,455 @@ async fn a_late_event_changes_a_draft_on_refresh_and_never_a_finalized_invoice()
         .ok(Method::GET, "/invoices?issuing_date_to=2024-02-03", None)
         .await;
     assert_eq!(none["meta"]["total_count"], 0);
+}
+
+#[tokio::test]
+async fn a_termination_in_the_hour_before_the_clock_run_leaves_the_previous_period_whole() {
+    // Given `basic` (3100 a month in arrears, 0.50 per call, VAT 20 %) in UTC from 1 Jan 2025,
+    // 4 calls in February and 2 on 1 Mar at 00:10.
+    let s = basic("Acme").await;
+    s.customer("cus", "UTC", None).await;
+    s.now("2025-01-01T00:00:00Z");
+    s.subscribe("sub", "cus", "basic", "calendar", "2025-01-01T00:00:00Z")
+        .await;
+    s.usage("sub", "calls", "2025-02-10T12:00:00Z", 4).await;
+    s.usage("sub", "calls", "2025-03-01T00:10:00Z", 2).await;
+    s.bill("2025-02-01T00:00:00Z").await;
+
+    // When it is terminated on 1 Mar at 00:30, before any clock run reached 1 Mar 00:00,
+    // and the next hourly run (01:00) closes both the February period and the termination.
+    s.now("2025-03-01T00:30:00Z");
+    s.ok(Method::DELETE, "/subscriptions/sub", None).await;
+    s.bill("2025-03-01T01:00:00Z").await;
+
+    let invoices = s.invoices_of("sub").await;
+    assert_eq!(invoices.len(), 3, "January, February, the termination");
+    // Then February is billed in full over 1–28 Feb (SEMANTICS §6.2: in arrears, the period
+    // ending the day before the billing day): 3100 + 4 × 50 = 3300, VAT 660.
+    let feb = &invoices[1];
+    assert_eq!(
+        feb["billing_periods"][0]["invoicing_reason"],
+        "subscription_periodic"
+    );
+    assert_eq!(
+        subscription_fee(feb),
+        (
+            3100,
+            "2025-02-01T00:00:00Z".into(),
+            "2025-02-28T23:59:59Z".into()
+        )
+    );
+    assert_eq!(
+        feb["billing_periods"][0]["charges_from_datetime"],
+        "2025-02-01T00:00:00Z"
+    );
+    assert_eq!(
+        feb["billing_periods"][0]["charges_to_datetime"],
+        "2025-02-28T23:59:59Z"
+    );
+    assert_eq!(fee(feb, "charge")["units"], "4.0");
+    assert_eq!(totals(feb), (3300, 660, 3960));
+    // And the termination invoice covers 1 Mar 00:00 – 00:30 only. Lago counts the
+    // termination day as a whole day (§6.5: ceil of 30 min = 1 day): 1 × 3100/31 = 100, plus
+    // 2 calls = 100; VAT 40.
+    let term = &invoices[2];
+    assert_eq!(
+        term["billing_periods"][0]["invoicing_reason"],
+        "subscription_terminating"
+    );
+    assert_eq!(
+        subscription_fee(term),
+        (
+            100,
+            "2025-03-01T00:00:00Z".into(),
+            "2025-03-01T00:30:00Z".into()
+        )
+    );
+    assert_eq!(
+        term["billing_periods"][0]["charges_from_datetime"],
+        "2025-03-01T00:00:00Z"
+    );
+    assert_eq!(
+        term["billing_periods"][0]["charges_to_datetime"],
+        "2025-03-01T00:30:00Z"
+    );
+    assert_eq!(totals(term), (200, 40, 240));
+}
+
+#[tokio::test]
+async fn a_draft_refreshed_after_its_subscription_was_terminated_keeps_its_period() {
+    // Given `basic` in UTC from 1 Jan 2025 for a customer with a 3-day grace period, 4 calls
+    // in February and 2 on 1 Mar at 00:10; February's invoice is a draft since 1 Mar.
+    let s = basic("Acme").await;
+    s.customer("cus", "UTC", Some(3)).await;
+    s.now("2025-01-01T00:00:00Z");
+    s.subscribe("sub", "cus", "basic", "calendar", "2025-01-01T00:00:00Z")
+        .await;
+    s.usage("sub", "calls", "2025-02-10T12:00:00Z", 4).await;
+    s.usage("sub", "calls", "2025-03-01T00:10:00Z", 2).await;
+    s.bill("2025-02-01T00:00:00Z").await;
+    s.bill("2025-03-01T00:00:00Z").await;
+    let feb = s.invoices_of("sub").await[1].clone();
+    assert_eq!(feb["status"], "draft");
+    let id = feb["lago_id"].as_str().unwrap().to_owned();
+
+    // When the subscription is terminated on 2 Mar at 10:00 and the draft is refreshed.
+    s.now("2025-03-02T10:00:00Z");
+    s.ok(Method::DELETE, "/subscriptions/sub", None).await;
+    let refreshed = s
+        .ok(Method::PUT, &format!("/invoices/{id}/refresh"), None)
+        .await;
+
+    // Then it still covers February in full: 3100 + 4 × 50 = 3300, VAT 660.
+    let expected_fee = (
+        3100,
+        "2025-02-01T00:00:00Z".to_owned(),
+        "2025-02-28T23:59:59Z".to_owned(),
+    );
+    assert_eq!(subscription_fee(&refreshed["invoice"]), expected_fee);
+    assert_eq!(totals(&refreshed["invoice"]), (3300, 660, 3960));
+
+    // And the clock finalizes it unchanged when its grace period ends (1 Mar + 3 days), next
+    // to a termination draft for 1 Mar 00:00 – 2 Mar 10:00: 2 days × 100 + 2 calls × 50.
+    s.bill("2025-03-04T00:00:00Z").await;
+    let invoices = s.invoices_of("sub").await;
+    assert_eq!(invoices.len(), 3);
+    assert_eq!(invoices[1]["status"], "finalized");
+    assert_eq!(subscription_fee(&invoices[1]), expected_fee);
+    assert_eq!(totals(&invoices[1]), (3300, 660, 3960));
+    let term = &invoices[2];
+    assert_eq!(
+        subscription_fee(term),
+        (
+            200,
+            "2025-03-01T00:00:00Z".into(),
+            "2025-03-02T10:00:00Z".into()
+        )
+    );
+    assert_eq!(totals(term), (300, 60, 360));
+}
+
+#[tokio::test]
+async fn an_upgrade_prorates_the_minimum_spend_without_the_upgrade_day() {
+    // Given `minimal`: 3100 a month in arrears, 0.50 per call with a 1000-cent minimum spend,
+    // from 1 Mar 2024 (UTC), 4 calls on 5 Mar; upgraded to `pro` (6200) on 15 Mar at 12:00.
+    let s = basic("Acme").await;
+    let charge = json!({
+        "billable_metric_id": s.metrics["calls"],
+        "charge_model": "standard",
+        "properties": {"amount": "0.5"},
+        "min_amount_cents": 1000,
+    });
+    s.ok(
+        Method::POST,
+        "/plans",
+        Some(json!({"plan": {
+            "name": "minimal", "code": "minimal", "interval": "monthly",
+            "amount_cents": 3100, "amount_currency": "EUR", "pay_in_advance": false,
+            "charges": [charge],
+        }})),
+    )
+    .await;
+    s.plan("pro", "monthly", 6200, false, json!({}), &[]).await;
+    s.customer("cus", "UTC", None).await;
+    s.now("2024-03-01T00:00:00Z");
+    s.subscribe("up", "cus", "minimal", "calendar", "2024-03-01T00:00:00Z")
+        .await;
+    s.usage("up", "calls", "2024-03-05T00:00:00Z", 4).await;
+    s.now("2024-03-15T12:00:00Z");
+    s.subscribe("up", "cus", "pro", "calendar", "2024-03-01T00:00:00Z")
+        .await;
+
+    // When the clock closes the upgrade.
+    s.bill("2024-03-15T13:00:00Z").await;
+
+    // Then the old subscription's invoice counts 1 Mar – 15 Mar 12:00 as ceil(14.5) = 15
+    // days, minus the upgrade day, which belongs to the new plan (SEMANTICS §4.12, §6.5):
+    // 14 days. Fee: 14 × 3100/31 = 1400. Calls: 4 × 50 = 200. Minimum prorated:
+    // 1000/31 × 14 = 451.61 → true-up round(451.61 − 200) = 252 (not 284 over 15 days).
+    let invoices = s.invoices_of("up").await;
+    let term = invoices
+        .iter()
+        .find(|i| i["billing_periods"][0]["invoicing_reason"] == "subscription_terminating")
+        .unwrap_or_else(|| panic!("no termination invoice in {invoices:#?}"));
+    assert_eq!(subscription_fee(term).0, 1400);
+    let mut charges: Vec<i64> = term["fees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["item"]["type"] == "charge")
+        .map(|f| f["amount_cents"].as_i64().unwrap())
+        .collect();
+    charges.sort_unstable();
+    assert_eq!(charges, vec![200, 252]);
+    assert_eq!(totals(term), (1852, 0, 1852));
+}
+
+#[tokio::test]
+async fn the_clock_publishes_its_subscription_changes_on_the_bus_exactly_once() {
+    // Given, on 10 Feb 2024: `future` on `basic` from 1 Mar (pending until then); `ending` on
+    // `basic` with `ending_at` 15 Mar; `down` on `pro` (6200) asked on 10 Mar to move to
+    // `basic` (a downgrade, scheduled for 1 Apr).
+    let s = basic("Acme").await;
+    s.plan("pro", "monthly", 6200, false, json!({}), &[]).await;
+    s.customer("cus", "UTC", None).await;
+    s.now("2024-02-10T00:00:00Z");
+    let future = s
+        .subscribe("future", "cus", "basic", "calendar", "2024-03-01T00:00:00Z")
+        .await;
+    assert_eq!(future["status"], "pending");
+    let future_id = future["lago_id"].as_str().unwrap().to_owned();
+    let ending = s
+        .ok(
+            Method::POST,
+            "/subscriptions",
+            Some(json!({"subscription": {
+                "external_id": "ending", "external_customer_id": "cus", "plan_code": "basic",
+                "billing_time": "calendar", "subscription_at": "2024-02-10T00:00:00Z",
+                "ending_at": "2024-03-15T00:00:00Z",
+            }})),
+        )
+        .await["subscription"]
+        .clone();
+    let ending_id = ending["lago_id"].as_str().unwrap().to_owned();
+    let old = s
+        .subscribe("down", "cus", "pro", "calendar", "2024-02-10T00:00:00Z")
+        .await;
+    let old_id = old["lago_id"].as_str().unwrap().to_owned();
+    // (The API's own events are not what this test is about.)
+    s.bus_events().await;
+    let again = |external_id: &'static str, at: &'static str| {
+        let deps = s.invoicing.clone();
+        let org = s.org_id.clone();
+        async move {
+            invoicing::close_subscription::close_subscription(
+                &deps,
+                &org,
+                external_id,
+                support::t(at),
+            )
+            .await
+            .unwrap()
+        }
+    };
+
+    // When the clock reaches 1 Mar, then `future` starts, with one `subscription.started`
+    // carrying Lago's SubscriptionWithCustomerObject (the subscription, its plan, its
+    // customer), keyed by the subscription and the type as the API keys it.
+    s.bill("2024-03-01T00:00:00Z").await;
+    let events: Vec<serde_json::Value> = s
+        .bus_events()
+        .await
+        .into_iter()
+        .filter(|e| e["object_type"] == "subscription")
+        .collect();
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let started = &events[0];
+    assert_eq!(started["webhook_type"], "subscription.started");
+    assert_eq!(started["organization_id"], s.org_id.as_str());
+    assert_eq!(started["object"]["lago_id"], future_id.as_str());
+    assert_eq!(started["object"]["external_id"], "future");
+    assert_eq!(started["object"]["status"], "active");
+    assert_eq!(
+        started["object"]["started_at"].as_str().map(|t| &t[..19]),
+        Some("2024-03-01T00:00:00")
+    );
+    assert_eq!(started["object"]["plan"]["code"], "basic");
+    assert_eq!(started["object"]["customer"]["external_id"], "cus");
+    assert_eq!(
+        started["unique_key"],
+        invoicing::subscription_events::unique_key(&future_id, "subscription.started").as_str()
+    );
+    // And the same unit run again (a redelivery) publishes nothing more.
+    again("future", "2024-03-01T00:00:00Z").await;
+    assert_eq!(s.subscription_events().await, vec![]);
+
+    // When the worker reaching `ending_at` crashes after the change, before the event is out
+    // (its bus refuses the entry), the subscription is terminated and nothing is on the bus.
+    let mut broken = s.invoicing.clone();
+    let sdk = billing_aws::config::sdk_config().await;
+    broken.bus = Some(billing_aws::bus::EventBus::new(&sdk, "no-such-bus"));
+    let crashed = invoicing::close_subscription::close_subscription(
+        &broken,
+        &s.org_id,
+        "ending",
+        support::t("2024-03-15T00:00:00Z"),
+    )
+    .await;
+    assert!(crashed.is_err(), "the publish failed: {crashed:?}");
+    let family = s
+        .store
+        .subscription_family(&s.org_id, "ending")
+        .await
+        .unwrap();
+    assert_eq!(
+        family.subscriptions[0].value.status(),
+        billing::catalog::subscription::SubscriptionStatus::Terminated
+    );
+    assert_eq!(s.subscription_events().await, vec![]);
+    // Then the redelivered unit publishes `subscription.terminated` once, and never again.
+    s.bill("2024-03-15T00:00:00Z").await;
+    let terminated = (
+        "subscription.terminated".to_owned(),
+        ending_id.clone(),
+        "terminated".to_owned(),
+    );
+    assert_eq!(s.subscription_events().await, vec![terminated]);
+    again("ending", "2024-03-15T00:00:00Z").await;
+    s.bill("2024-03-15T01:00:00Z").await;
+    assert_eq!(s.subscription_events().await, vec![]);
+
+    // When the downgrade takes effect on 1 Apr, then the old subscription is terminated and
+    // the new one started, one event each.
+    s.now("2024-03-10T00:00:00Z");
+    let current = s
+        .subscribe("down", "cus", "basic", "calendar", "2024-02-10T00:00:00Z")
+        .await;
+    assert_eq!(current["downgrade_plan_date"], "2024-04-01");
+    let family = s
+        .store
+        .subscription_family(&s.org_id, "down")
+        .await
+        .unwrap();
+    let new_id = family
+        .subscriptions
+        .iter()
+        .find(|r| r.value.status() == billing::catalog::subscription::SubscriptionStatus::Pending)
+        .map(|r| r.lago_id.clone())
+        .unwrap();
+    s.bus_events().await;
+    s.bill("2024-04-01T00:00:00Z").await;
+    let mut expected = vec![
+        (
+            "subscription.started".to_owned(),
+            new_id,
+            "active".to_owned(),
+        ),
+        (
+            "subscription.terminated".to_owned(),
+            old_id,
+            "terminated".to_owned(),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(s.subscription_events().await, expected);
+    again("down", "2024-04-01T00:00:00Z").await;
+    assert_eq!(s.subscription_events().await, vec![]);
+}
+
+#[tokio::test]
+async fn a_lease_left_by_a_crashed_holder_expires_by_the_wall_clock_whatever_instant_is_billed() {
+    // Given a subscription on `basic` from 1 Jan 2024, and the numbering lease left by a
+    // holder that crashed at wall-clock time 21 Nov 2026 12:00:00 (it expires 10 s later).
+    let s = basic("Acme").await;
+    s.customer("cus", "UTC", None).await;
+    s.now("2024-01-01T00:00:00Z");
+    s.subscribe("sub", "cus", "basic", "calendar", "2024-01-01T00:00:00Z")
+        .await;
+    let taken = s
+        .store
+        .try_lock_numbering(
+            &s.org_id,
+            "crashed-holder",
+            support::t("2026-11-21T12:00:00Z"),
+            invoicing::NUMBERING_LEASE_MS,
+        )
+        .await
+        .unwrap();
+    assert!(taken);
+
+    // When the wall clock is past the lease's end and a late run bills 1 Feb 2024 (an
+    // instant long before the lease's stamp).
+    s.now("2026-11-21T12:00:11Z");
+    s.bill("2024-02-01T00:00:00Z").await;
+
+    // Then the worker takes the expired lease and numbers January's invoice.
+    let invoices = s.invoices_of("sub").await;
+    assert_eq!(invoices.len(), 1);
+    assert_eq!(invoices[0]["status"], "finalized");
+    assert_eq!(invoices[0]["sequential_id"], 1);
+}
+
+#[tokio::test]
+async fn per_organization_numbering_counts_every_customers_invoices_in_one_gapless_sequence() {
+    // Given an organization numbering per organization (Lago's `per_organization`, SEMANTICS
+    // §8.8 `per_billing_entity`), four customers with a 1-day grace period and three
+    // subscriptions each: twelve drafts on 1 Feb 2024.
+    let s = basic("Acme").await;
+    let org = s
+        .ok(
+            Method::PUT,
+            "/organizations",
+            Some(json!({"organization": {"document_numbering": "per_organization"}})),
+        )
+        .await;
+    assert_eq!(
+        org["organization"]["document_numbering"],
+        "per_organization"
+    );
+    s.now("2024-01-01T00:00:00Z");
+    for c in 0..4 {
+        let customer = format!("cus{c}");
+        s.customer(&customer, "UTC", Some(1)).await;
+        for i in 0..3 {
+            s.subscribe(
+                &format!("sub{c}{i}"),
+                &customer,
+                "basic",
+                "calendar",
+                "2024-01-01T00:00:00Z",
+            )
+            .await;
+        }
+    }
+    s.bill("2024-02-01T00:00:00Z").await;
+    let list = s
+        .ok(Method::GET, "/invoices?status=draft&per_page=100", None)
+        .await;
+    let ids: Vec<String> = list["invoices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["lago_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 12);
+
+    // When all twelve are finalized at once on 1 Feb 06:00.
+    s.now("2024-02-01T06:00:00Z");
+    let paths: Vec<String> = ids
+        .iter()
+        .map(|id| format!("/invoices/{id}/finalize"))
+        .collect();
+    let finalized =
+        futures::future::join_all(paths.iter().map(|p| s.call(Method::PUT, p, None))).await;
+
+    // Then the organization's sequence is 1..12 with no gap and no duplicate, each number
+    // `PREFIX-YYYYMM-%03d(organization_sequential_id)` with the finalization month, and each
+    // customer's own `sequential_id` still runs 1..3.
+    let mut org_seq = Vec::new();
+    let mut per_customer: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for (status, body) in &finalized {
+        assert_eq!(*status, StatusCode::OK, "{body:#}");
+        let invoice = &body["invoice"];
+        let id = invoice["lago_id"].as_str().unwrap();
+        let stored = s
+            .store
+            .get::<billing::invoice::Invoice>(&s.org_id, id)
+            .await
+            .unwrap();
+        let n = stored.value.organization_sequential_id.unwrap();
+        assert_eq!(invoice["number"], format!("ACM-202402-{n:03}"));
+        org_seq.push(n);
+        per_customer
+            .entry(stored.value.external_customer_id.clone())
+            .or_default()
+            .push(invoice["sequential_id"].as_u64().unwrap());
+    }
+    org_seq.sort_unstable();
+    assert_eq!(org_seq, (1..=12).collect::<Vec<u64>>());
+    assert_eq!(per_customer.len(), 4);
+    for (customer, mut seq) in per_customer {
+        seq.sort_unstable();
+        assert_eq!(seq, vec![1, 2, 3], "{customer}");
+    }
 }

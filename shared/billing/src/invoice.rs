@@ -1124,11 +1124,15 @@ pub fn compute_invoice(
             taxes_of.push(line.taxes.clone());
         }
         if charge.min_amount_cents() > 0 {
+            // The upgrade day belongs to the new plan (SEMANTICS §4.12, §6.5): one day less
+            // on the old subscription's termination invoice.
+            let terminated_by_upgrade = lines.slot.kind == SlotKind::Termination
+                && terminated_by(lines.timeline.subscription) == Some(PlanChange::Upgrade);
             let days = subscription_days(
                 b.charges_from_datetime(),
                 b.charges_to_datetime(),
                 tz,
-                false,
+                terminated_by_upgrade,
             );
             let true_up = minimum_spend_true_up(
                 Money::new(charge.min_amount_cents(), currency),

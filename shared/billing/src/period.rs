@@ -424,8 +424,13 @@ impl SubscriptionDates {
     ///
     /// - Subscription fee: the previous period in arrears, the current one in advance.
     /// - Charges: always the previous period (of a month when charges are billed monthly).
-    /// - Terminated: the period holding the termination (a termination at exactly local
-    ///   midnight belongs to the day before), cut at `terminated_at`.
+    /// - Termination invoice (`billing_at` at or after `terminated_at`): the period holding
+    ///   the termination (a termination at exactly local midnight belongs to the day before),
+    ///   cut at `terminated_at`.
+    /// - Any invoice issued before the termination (a period start, the start of an advance
+    ///   plan) covers what it would have covered had it been computed on time: a subscription
+    ///   terminated after a period boundary, but before that boundary's invoice was computed
+    ///   or a draft of it refreshed, still gets the previous period billed, in full.
     /// - Clamps: the fee starts no earlier than the local start day of `started_at`; charges
     ///   no earlier than `started_at` itself.
     pub fn invoice_boundaries(
@@ -434,7 +439,8 @@ impl SubscriptionDates {
     ) -> Result<InvoiceBoundaries, PeriodError> {
         let tz = self.schedule.timezone;
         let charges_schedule = self.charges_schedule();
-        let (fee_period, charges_period) = match self.terminated_at {
+        let terminated_at = self.terminated_at.filter(|t| billing_at >= *t);
+        let (fee_period, charges_period) = match terminated_at {
             Some(t) => {
                 let date = local_date(t - Duration::seconds(1), tz);
                 (
@@ -452,7 +458,7 @@ impl SubscriptionDates {
                 (fee, charges_schedule.previous_period(date)?)
             }
         };
-        self.clamp(fee_period, charges_period, billing_at)
+        self.clamp(fee_period, charges_period, billing_at, terminated_at)
     }
 
     /// The boundaries of current usage at `now`: the period holding `now`.
@@ -463,7 +469,7 @@ impl SubscriptionDates {
         let date = local_date(now, self.schedule.timezone);
         let fee = self.schedule.period_containing(date)?;
         let charges = self.charges_schedule().period_containing(date)?;
-        self.clamp(fee, charges, now)
+        self.clamp(fee, charges, now, self.terminated_at)
     }
 
     fn clamp(
@@ -471,6 +477,7 @@ impl SubscriptionDates {
         fee_period: DatePeriod,
         charges_period: DatePeriod,
         timestamp: DateTime<Utc>,
+        terminated_at: Option<DateTime<Utc>>,
     ) -> Result<InvoiceBoundaries, PeriodError> {
         let tz = self.schedule.timezone;
         let start_of_start_day = beginning_of_day(local_date(self.started_at, tz), tz)?;
@@ -478,7 +485,7 @@ impl SubscriptionDates {
         let mut to = fee_period.to_datetime(tz)?;
         let charges_from = charges_period.from_datetime(tz)?.max(self.started_at);
         let mut charges_to = charges_period.to_datetime(tz)?;
-        if let Some(t) = self.terminated_at {
+        if let Some(t) = terminated_at {
             to = to.min(t);
             charges_to = charges_to.min(t);
             from = from.min(to);
@@ -726,6 +733,68 @@ mod tests {
                 b.charges_duration_days()
             )),
             Ok((d(2022, 1, 1), utc("2022-02-01T00:00:00Z"), 28))
+        );
+    }
+
+    #[test]
+    fn a_termination_after_a_period_boundary_leaves_that_boundarys_invoice_whole() {
+        // Given a monthly calendar plan in arrears (UTC) started on 1 Jan 2025 and terminated
+        // on 1 Mar 2025 at 00:30, before the invoice of 1 Mar 00:00 was computed.
+        let s = BillingSchedule::new(
+            PlanInterval::Monthly,
+            BillingTime::Calendar,
+            utc("2025-01-01T00:00:00Z"),
+            Tz::UTC,
+        );
+        let dates = SubscriptionDates::new(s, false, utc("2025-01-01T00:00:00Z"))
+            .terminated_at(utc("2025-03-01T00:30:00Z"));
+        let span = |b: InvoiceBoundaries| {
+            (
+                b.from_datetime(),
+                b.to_datetime(),
+                b.charges_from_datetime(),
+                b.charges_to_datetime(),
+            )
+        };
+        // Then the invoice of 1 Mar 00:00 covers February whole (SEMANTICS §6.2, in arrears:
+        // the period ending the day before the billing day, ending at 23:59:59.999999, §5), fee
+        // and charges alike.
+        assert_eq!(
+            dates
+                .invoice_boundaries(utc("2025-03-01T00:00:00Z"))
+                .map(span),
+            Ok((
+                utc("2025-02-01T00:00:00Z"),
+                utc("2025-02-28T23:59:59.999999Z"),
+                utc("2025-02-01T00:00:00Z"),
+                utc("2025-02-28T23:59:59.999999Z"),
+            ))
+        );
+        // And the termination invoice covers the current period up to the termination only
+        // (SEMANTICS §6.3): 1 Mar 00:00 – 00:30.
+        assert_eq!(
+            dates
+                .invoice_boundaries(utc("2025-03-01T00:30:00Z"))
+                .map(span),
+            Ok((
+                utc("2025-03-01T00:00:00Z"),
+                utc("2025-03-01T00:30:00Z"),
+                utc("2025-03-01T00:00:00Z"),
+                utc("2025-03-01T00:30:00Z"),
+            ))
+        );
+        // A plan paid in advance, terminated mid-March: its invoice of 1 Mar still bills the
+        // whole of March in advance (the termination credits unused days separately, §7).
+        let advance = SubscriptionDates::new(s, true, utc("2025-01-01T00:00:00Z"))
+            .terminated_at(utc("2025-03-15T10:00:00Z"));
+        assert_eq!(
+            advance
+                .invoice_boundaries(utc("2025-03-01T00:00:00Z"))
+                .map(|b| (b.from_datetime(), b.to_datetime())),
+            Ok((
+                utc("2025-03-01T00:00:00Z"),
+                utc("2025-03-31T23:59:59.999999Z")
+            ))
         );
     }
 

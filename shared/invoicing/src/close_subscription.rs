@@ -2,7 +2,9 @@
 //!
 //! 1. The clock's transitions: a pending subscription starts on its day, a scheduled
 //!    downgrade swaps plans at the period end, `ending_at` terminates. Written like any other
-//!    subscription change (one transaction over the family head).
+//!    subscription change (one transaction over the family head), with their
+//!    `subscription.*` events in the external id's outbox; the events are then published and
+//!    taken out of the outbox.
 //! 2. Every invoice slot due at or before `at`, for each subscription of the family, in
 //!    order. Each invoice is *claimed* by creating it under an id derived from its slot: if it
 //!    exists, someone already closed that period, and it is only completed (fee pointers,
@@ -34,12 +36,14 @@ use billing_aws::{
     },
 };
 use chrono::{DateTime, Days, Utc};
+use std::collections::BTreeSet;
 
 use crate::{
     Deps, InvoicingError,
     finalize_invoice::finalize_draft,
     invoice_events, invoice_id,
     price_slot::{Catalog, context_timezone, price_slot, timeline},
+    subscription_events::{outbox_key, publish_pending, status_event},
 };
 
 /// What one unit did.
@@ -69,20 +73,33 @@ fn bump(r: &Record<Subscription>, value: Subscription, now: DateTime<Utc>) -> Re
     }
 }
 
-/// Applies the transitions due at `at`; returns how many were written.
+/// What [`apply_transitions`] wrote.
+#[derive(Debug, Default)]
+struct Transitions {
+    /// How many changes were written.
+    written: usize,
+    /// The family head version after the last one.
+    head: Option<u64>,
+    /// The outbox entries of their subscription events.
+    events: Vec<String>,
+}
+
+/// Applies the transitions due at `at`. Each change carries its subscription events into the
+/// outbox, in its own transaction: `subscription.started` for a pending subscription reaching
+/// its start, `subscription.terminated` at `ending_at`, both for a downgrade's rotation (and
+/// `subscription.canceled` for a pending downgrade dropped at `ending_at`).
 async fn apply_transitions(
     deps: &Deps,
     org_id: &str,
     external_id: &str,
     catalog: &Catalog,
     at: DateTime<Utc>,
-) -> Result<(usize, Option<u64>), InvoicingError> {
-    let mut written = 0;
-    let mut head = None;
+) -> Result<Transitions, InvoicingError> {
+    let mut out = Transitions::default();
     for _ in 0..8 {
         let family = deps.store.subscription_family(org_id, external_id).await?;
         let Some(first) = family.subscriptions.first() else {
-            return Ok((written, head));
+            return Ok(out);
         };
         let timezone = match deps
             .store
@@ -137,19 +154,32 @@ async fn apply_transitions(
             break;
         }
         if writes.is_empty() {
-            return Ok((written, head));
+            return Ok(out);
         }
+        let events: Vec<String> = writes
+            .iter()
+            .filter_map(|w| {
+                let before = family
+                    .subscriptions
+                    .iter()
+                    .find(|r| r.lago_id == w.lago_id)
+                    .map(|r| r.value.status());
+                status_event(before, w.value.status()).map(|t| outbox_key(&w.lago_id, t))
+            })
+            .collect();
         let change = SubscriptionWrite {
             external_id,
             read_version: family.version,
             subscriptions: writes.iter().collect(),
             plan: None,
             customer: None,
+            pending_events: events.clone(),
         };
         match deps.store.write_subscriptions(org_id, &change).await {
             Ok(()) => {
-                written += 1;
-                head = Some(family.version + 1);
+                out.written += 1;
+                out.head = Some(family.version + 1);
+                out.events.extend(events);
             }
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(e.into()),
@@ -168,10 +198,31 @@ pub async fn close_subscription(
 ) -> Result<Closed, InvoicingError> {
     let catalog = Catalog::load(&deps.store, org_id).await?;
     let mut progress = deps.store.billing_progress(org_id, external_id).await?;
-    let (transitions, head) = apply_transitions(deps, org_id, external_id, &catalog, at).await?;
-    if let Some(h) = head {
+    let transitions = apply_transitions(deps, org_id, external_id, &catalog, at).await?;
+    if let Some(h) = transitions.head {
         progress.head_version = h;
     }
+    // The subscription events of this run's changes, and of a run that crashed after its
+    // change and before publishing them.
+    let pending: BTreeSet<String> = std::mem::take(&mut progress.pending_events)
+        .into_iter()
+        .chain(transitions.events)
+        .collect();
+    if !pending.is_empty() {
+        let family = deps.store.subscription_family(org_id, external_id).await?;
+        let pending: Vec<String> = pending.into_iter().collect();
+        publish_pending(
+            deps,
+            &catalog.org,
+            &catalog.taxes,
+            external_id,
+            &family.subscriptions,
+            &pending,
+            at,
+        )
+        .await?;
+    }
+    let transitions = transitions.written;
     let context = SubscriptionContext::load(&deps.store, &catalog.org, external_id).await?;
     let mut out = Closed {
         transitions,
@@ -365,7 +416,7 @@ async fn claim_slot(
         InvoiceStatus::Finalized => {
             let numbering = catalog.numbering(customer);
             let mut outcome = Err(StoreError::Conflict);
-            let owner = crate::lock_numbering(deps, org_id, at).await?;
+            let owner = crate::lock_numbering(deps, org_id).await?;
             for _ in 0..NUMBERING_RETRIES {
                 let counters = match deps
                     .store

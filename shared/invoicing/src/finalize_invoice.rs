@@ -65,7 +65,7 @@ pub(crate) async fn finalize_draft(
                 Err(e) => return Err(e.into()),
             }
         }
-        let owner = crate::lock_numbering(deps, org_id, now).await?;
+        let owner = crate::lock_numbering(deps, org_id).await?;
         let written = async {
             let counters = deps
                 .store

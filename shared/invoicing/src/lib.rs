@@ -12,7 +12,7 @@
 //! - [`finalize_invoice`], [`refresh_invoice`], [`void_invoice`], [`update_invoice`]: the
 //!   invoice lifecycle.
 //! - [`invoice_document`]: the PDF of an invoice, rendered in Rust and stored in S3.
-//! - [`invoice_events`]: the domain events published on the bus.
+//! - [`invoice_events`], [`subscription_events`]: the domain events published on the bus.
 //!
 //! ## Architecture Invariants
 //! - An invoice's Lago id derives from `(organization, subscription, slot)`; creating it is a
@@ -28,12 +28,14 @@ pub mod invoice_events;
 pub mod price_slot;
 pub mod refresh_invoice;
 pub mod run_billing_clock;
+pub mod subscription_events;
 pub mod update_invoice;
 pub mod void_invoice;
 
 use std::sync::Arc;
 
 use billing_aws::{BillingStore, StoreError, bus::EventBus, usage::UsageStore};
+use chrono::{DateTime, Utc};
 
 /// What the invoicing use cases need.
 #[derive(Clone)]
@@ -46,6 +48,9 @@ pub struct Deps {
     pub bus: Option<EventBus>,
     /// A new random Lago id (metadata entries).
     pub ids: Arc<dyn Fn() -> String + Send + Sync>,
+    /// The wall clock. Only leases read it: a lease expires in real time, whatever instant
+    /// is being billed (a late or replayed billing run bills an instant in the past).
+    pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
 }
 
 impl std::fmt::Debug for Deps {
@@ -141,13 +146,14 @@ pub const NUMBERING_LEASE_ATTEMPTS: u32 = 1_200;
 /// Numbering stays correct without it (the counters move in the finalizing transaction, on
 /// the condition that they hold the values read); the lease turns a burst of concurrent
 /// finalizations into a queue instead of rounds of cancelled transactions.
-pub async fn lock_numbering(
-    deps: &Deps,
-    org_id: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<String, InvoicingError> {
+///
+/// The lease is stamped and judged expired by the wall clock ([`Deps::clock`]), never by the
+/// billing instant: a worker billing an earlier instant than a crashed holder's stamp would
+/// otherwise see its lease as unexpired for as long as it keeps billing the past.
+pub async fn lock_numbering(deps: &Deps, org_id: &str) -> Result<String, InvoicingError> {
     let owner = (deps.ids)();
     for attempt in 0..NUMBERING_LEASE_ATTEMPTS {
+        let now = (deps.clock)();
         if deps
             .store
             .try_lock_numbering(org_id, &owner, now, NUMBERING_LEASE_MS)

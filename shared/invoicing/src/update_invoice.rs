@@ -25,8 +25,42 @@ pub struct MetadataInput {
 pub struct InvoiceUpdate {
     /// New payment status.
     pub payment_status: Option<PaymentStatus>,
-    /// Metadata entries to add or change.
+    /// The whole metadata set (see [`replaced_metadata`]); `None` leaves it as it is.
     pub metadata: Option<Vec<MetadataInput>>,
+}
+
+/// The metadata after an update that sends `entries` (lago-api's
+/// `Invoices::Metadata::UpdateService`): the set is replaced. An entry naming an existing id
+/// updates it in place (keeping its id and creation time); any other entry is created; an
+/// existing entry the request does not name is deleted.
+pub fn replaced_metadata(
+    existing: &[InvoiceMetadata],
+    entries: &[MetadataInput],
+    mut new_id: impl FnMut() -> String,
+    now: DateTime<Utc>,
+) -> Vec<InvoiceMetadata> {
+    entries
+        .iter()
+        .map(|m| {
+            match m
+                .id
+                .as_ref()
+                .and_then(|id| existing.iter().find(|e| &e.lago_id == id))
+            {
+                Some(e) => InvoiceMetadata {
+                    key: m.key.clone(),
+                    value: m.value.clone(),
+                    ..e.clone()
+                },
+                None => InvoiceMetadata {
+                    lago_id: new_id(),
+                    key: m.key.clone(),
+                    value: m.value.clone(),
+                    created_at: now,
+                },
+            }
+        })
+        .collect()
 }
 
 /// Most characters of a metadata value (lago-api).
@@ -74,24 +108,8 @@ pub async fn update_invoice(
             next.value.payment_status = status;
         }
         if let Some(entries) = &update.metadata {
-            for m in entries {
-                match m
-                    .id
-                    .as_ref()
-                    .and_then(|id| next.value.metadata.iter_mut().find(|e| &e.lago_id == id))
-                {
-                    Some(existing) => {
-                        existing.key = m.key.clone();
-                        existing.value = m.value.clone();
-                    }
-                    None => next.value.metadata.push(InvoiceMetadata {
-                        lago_id: (deps.ids)(),
-                        key: m.key.clone(),
-                        value: m.value.clone(),
-                        created_at: now,
-                    }),
-                }
-            }
+            next.value.metadata =
+                replaced_metadata(&current.value.metadata, entries, || (deps.ids)(), now);
         }
         match deps
             .store
@@ -116,4 +134,55 @@ pub async fn update_invoice(
         }
     }
     Err(InvoicingError::Busy("invoice update"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, key: &str, value: &str) -> InvoiceMetadata {
+        InvoiceMetadata {
+            lago_id: id.into(),
+            key: key.into(),
+            value: value.into(),
+            created_at: DateTime::<Utc>::MIN_UTC,
+        }
+    }
+
+    #[test]
+    fn an_update_replaces_the_metadata_set_keeping_the_ids_it_names() {
+        // Given an invoice with `po` (m1) and `ref` (m2).
+        let existing = vec![entry("m1", "po", "42"), entry("m2", "ref", "a")];
+        let now = DateTime::<Utc>::UNIX_EPOCH;
+        // When the request names m1 with a new value, adds `cc` and leaves m2 out.
+        let input = vec![
+            MetadataInput {
+                id: Some("m1".into()),
+                key: "po".into(),
+                value: "43".into(),
+            },
+            MetadataInput {
+                id: None,
+                key: "cc".into(),
+                value: "x".into(),
+            },
+        ];
+        let out = replaced_metadata(&existing, &input, || "m3".into(), now);
+        // Then m1 is updated in place, cc is created, and m2 is deleted (lago-api).
+        assert_eq!(
+            out,
+            vec![
+                entry("m1", "po", "43"),
+                InvoiceMetadata {
+                    created_at: now,
+                    ..entry("m3", "cc", "x")
+                },
+            ]
+        );
+        // And an empty list clears the set.
+        assert_eq!(
+            replaced_metadata(&existing, &[], || "m4".into(), now),
+            vec![]
+        );
+    }
 }

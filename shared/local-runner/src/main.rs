@@ -129,6 +129,7 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
                 var(infra::BUS.env_var)?,
             )),
             ids: std::sync::Arc::new(|| uuid::Uuid::new_v4().to_string()),
+            clock: std::sync::Arc::new(chrono::Utc::now),
         },
         poller: QueuePoller::new(
             aws_sdk_sqs::Client::new(sdk),

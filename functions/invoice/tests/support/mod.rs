@@ -48,6 +48,8 @@ pub struct Scenario {
     pub billing_clock: billing_clock::Deps,
     pub sqs: aws_sdk_sqs::Client,
     pub billing_queue_url: String,
+    /// Where the bus's webhook rule puts every domain event.
+    pub webhook_queue_url: String,
     pub metrics: BTreeMap<String, String>,
 }
 
@@ -92,6 +94,7 @@ impl Scenario {
             ));
         let c = clock.clone();
         deps.clock = Arc::new(move || *c.lock().unwrap());
+        let wall = clock.clone();
         Scenario {
             router: api::router(deps),
             clock,
@@ -107,6 +110,8 @@ impl Scenario {
                     var(infra::BUS.env_var),
                 )),
                 ids: Arc::new(|| uuid::Uuid::new_v4().to_string()),
+                // The wall clock is the API's clock, which the test moves.
+                clock: Arc::new(move || *wall.lock().unwrap()),
             },
             billing_clock: billing_clock::Deps {
                 store,
@@ -114,6 +119,7 @@ impl Scenario {
             },
             sqs: aws_sdk_sqs::Client::new(&sdk),
             billing_queue_url,
+            webhook_queue_url: var(infra::WEBHOOK_QUEUE.env_var),
             metrics: BTreeMap::new(),
         }
     }
@@ -336,6 +342,64 @@ impl Scenario {
             }
         }
         panic!("the billing queue did not drain");
+    }
+
+    /// Takes every domain event that reached the bus since the last call (the `detail` of
+    /// each EventBridge entry routed to the webhook queue), in no particular order.
+    pub async fn bus_events(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        for _ in 0..1000 {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.webhook_queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return out;
+            }
+            for m in messages {
+                let body: Value = serde_json::from_str(m.body().unwrap_or("null")).unwrap();
+                out.push(body["detail"].clone());
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.webhook_queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        panic!("the webhook queue did not drain");
+    }
+
+    /// `(webhook_type, subscription lago_id, status)` of the subscription events that reached
+    /// the bus since the last call to [`Scenario::bus_events`], sorted.
+    pub async fn subscription_events(&self) -> Vec<(String, String, String)> {
+        let mut out: Vec<(String, String, String)> = self
+            .bus_events()
+            .await
+            .into_iter()
+            .filter(|e| e["object_type"] == "subscription")
+            .map(|e| {
+                (
+                    e["webhook_type"].as_str().unwrap_or_default().to_owned(),
+                    e["object"]["lago_id"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    e["object"]["status"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
     }
 
     /// `POST /_local/billing-run {"time": at}`: the clock at `at`, then the queue drained.

@@ -8,13 +8,18 @@
 //! - the invoicing **progress**: per subscription, the key of the last slot invoiced and
 //!   whether a subscription fee was billed; the drafts waiting for their grace period to end.
 //!
+//! - the **pending subscription events** (`pending_events`, a string set of
+//!   `<subscription id>#<webhook type>`): the domain events of a change the billing clock
+//!   made, added in the change's own transaction and removed once published, so a worker that
+//!   crashed between the two publishes them on redelivery (an outbox).
+//!
 //! Every change to an external id's subscriptions ([`BillingStore::write_subscriptions`])
 //! marks the item due at the change's time, in the same transaction (see [`touch`]); the
 //! invoice worker then computes the real next due instant and writes it back, unless the
 //! subscriptions changed again meanwhile (`head_version` no longer the one it read), in which
 //! case the item stays due and is looked at again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use chrono::{DateTime, Utc};
@@ -53,21 +58,30 @@ fn due_sk(at: DateTime<Utc>, org_id: &str, external_id: &str) -> String {
 }
 
 /// The transaction item that marks an external id due at `at` (its subscriptions changed):
-/// only the index attributes and the head version move; the progress is kept.
+/// only the index attributes and the head version move, and `pending_events` are added to
+/// the outbox; the progress is kept.
 pub(crate) fn touch(
     table: &str,
     org_id: &str,
     external_id: &str,
     at: DateTime<Utc>,
     head_version: u64,
+    pending_events: &[String],
 ) -> Result<TransactWriteItem, StoreError> {
-    let update = Update::builder()
+    let set =
+        "SET gsi1pk = :due, gsi1sk = :at, org_id = :org, external_id = :ext, head_version = :hv";
+    let mut update = Update::builder()
         .table_name(table)
         .key("pk", s(org_pk(org_id)))
-        .key("sk", s(sched_sk(external_id)))
-        .update_expression(
-            "SET gsi1pk = :due, gsi1sk = :at, org_id = :org, external_id = :ext, head_version = :hv",
-        )
+        .key("sk", s(sched_sk(external_id)));
+    update = if pending_events.is_empty() {
+        update.update_expression(set)
+    } else {
+        update
+            .update_expression(format!("{set} ADD pending_events :ev"))
+            .expression_attribute_values(":ev", AttributeValue::Ss(pending_events.to_vec()))
+    };
+    let update = update
         .expression_attribute_values(":due", s(format!("DUE#{}", shard_of(org_id, external_id))))
         .expression_attribute_values(":at", s(due_sk(at, org_id, external_id)))
         .expression_attribute_values(":org", s(org_id))
@@ -89,6 +103,9 @@ pub struct BillingProgress {
     pub fee_billed: BTreeMap<String, bool>,
     /// Draft invoice id → when its grace period ends.
     pub drafts: BTreeMap<String, DateTime<Utc>>,
+    /// Subscription events written by a change and not yet published
+    /// (`<subscription id>#<webhook type>`).
+    pub pending_events: BTreeSet<String>,
 }
 
 /// One due entry the clock found.
@@ -153,12 +170,41 @@ impl BillingStore {
                     .map(|t| (k, t.with_timezone(&Utc)))
             })
             .collect();
+        let pending_events = item
+            .get("pending_events")
+            .and_then(|v| v.as_ss().ok())
+            .map(|v| v.iter().cloned().collect())
+            .unwrap_or_default();
         Ok(BillingProgress {
             head_version,
             cursors: string_map(item.get("cursors")),
             fee_billed,
             drafts,
+            pending_events,
         })
+    }
+
+    /// Removes published events from the outbox of an external id (removing an absent one
+    /// changes nothing, so a re-run is harmless).
+    pub async fn clear_pending_events(
+        &self,
+        org_id: &str,
+        external_id: &str,
+        published: &[String],
+    ) -> Result<(), StoreError> {
+        if published.is_empty() {
+            return Ok(());
+        }
+        self.client()
+            .update_item()
+            .table_name(self.table())
+            .key("pk", s(org_pk(org_id)))
+            .key("sk", s(sched_sk(external_id)))
+            .update_expression("DELETE pending_events :ev")
+            .expression_attribute_values(":ev", AttributeValue::Ss(published.to_vec()))
+            .send()
+            .await?;
+        Ok(())
     }
 
     /// Saves the progress and the next due instant (`None`: nothing more is due, the item

@@ -172,6 +172,10 @@ pub struct SubscriptionWrite<'a> {
     pub plan: Option<&'a Record<Plan>>,
     /// The customer, replaced at `version - 1` (its currency set from the plan).
     pub customer: Option<&'a Record<Customer>>,
+    /// Domain events of the change to publish after it (`<subscription id>#<webhook type>`),
+    /// put in the external id's outbox in the same transaction
+    /// ([`super::billing_schedule::BillingProgress::pending_events`]).
+    pub pending_events: Vec<String>,
 }
 
 fn subscription_item(
@@ -364,6 +368,7 @@ impl BillingStore {
                 change.external_id,
                 at,
                 change.read_version + 1,
+                &change.pending_events,
             )?);
         }
         for record in &change.subscriptions {
