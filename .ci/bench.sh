@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make bench`: what AWS would bill per event, and current-usage latency at 100 and 100,000
-# events, measured through the local stack (the Lambdas' handlers against the emulator).
+# `make bench`: what AWS would bill per event, current-usage latency at 100 and 100,000 events,
+# and a month-start billing run (invoices per minute, AWS requests per invoice), measured
+# through the local stack (the Lambdas' handlers against the emulator).
 #
 # Starts its own emulator on BENCH_EMULATOR_PORT (default 4598) unless AWS_ENDPOINT_URL is
 # set, builds the benchmark in release mode, runs it and stops what it started. Sizes come
@@ -37,6 +38,12 @@ if [[ -z "${AWS_ENDPOINT_URL:-}" ]]; then
   export AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 fi
 
-# Built with the workspace's features (as the tests build it), so the SDK crates are reused.
-cargo build --release --workspace --bins
-"${CARGO_TARGET_DIR:-$root/target}/release/bench"
+# One build of the binaries and the examples together: one feature resolution, so the SDK
+# crates are compiled once for both.
+cargo build --release --workspace --bins --examples
+release="${CARGO_TARGET_DIR:-$root/target}/release"
+"$release/bench"
+printf '\n'
+# Month start: BENCH_SUBSCRIPTIONS subscriptions billed by one clock run (see
+# functions/invoice/examples/bench_month_start.rs).
+"$release/examples/bench_month_start"

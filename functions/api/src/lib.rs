@@ -137,7 +137,11 @@ pub fn router(deps: Deps) -> Router {
             get(invoices::show).put(invoices::update),
         )
         .route("/invoices/{lago_id}/refresh", put(invoices::refresh))
-        .route("/invoices/{lago_id}/finalize", put(invoices::finalize))
+        // PUT as in Lago's contract; POST is accepted too.
+        .route(
+            "/invoices/{lago_id}/finalize",
+            put(invoices::finalize).post(invoices::finalize),
+        )
         .route("/invoices/{lago_id}/void", post(invoices::void))
         .route("/invoices/{lago_id}/download", post(invoices::download))
         .route("/fees", get(invoices::list_fees))

@@ -101,9 +101,9 @@ fn the_billing_clock_runs_hourly_and_feeds_the_billing_queue_the_worker_consumes
                 && e.get("Properties")
                     .and_then(|p| p.get("Schedule"))
                     .and_then(Value::as_str)
-                    == Some("rate(1 hour)")
+                    == Some("cron(0 * * * ? *)")
         }),
-        "the billing clock has no hourly schedule"
+        "the billing clock does not run at the top of every hour"
     );
     let env = p
         .get("Environment")

@@ -62,9 +62,13 @@ impl BillingRunner {
         anyhow::bail!("the billing queue did not drain after {DRAIN_POLLS_MAX} polls")
     }
 
-    /// Fires the clock every hour until `stop` changes.
+    /// Fires the clock at the top of every hour, as the deployed rule does, until `stop`
+    /// changes.
     pub async fn hourly(self, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        let now = Utc::now();
+        let into_hour = u64::try_from(now.timestamp().rem_euclid(3600)).unwrap_or(0);
+        let first = tokio::time::Instant::now() + Duration::from_secs(3600 - into_hour);
+        let mut every = tokio::time::interval_at(first, Duration::from_secs(3600));
         loop {
             tokio::select! {
                 _ = stop.changed() => break,
