@@ -264,10 +264,7 @@ impl Scenario {
             sub: external_subscription_id.into(),
             events,
         };
-        let deps = aggregate::Deps {
-            billing: self.store.clone(),
-            usage: self.usage.clone(),
-        };
+        let deps = aggregate::Deps::new(self.store.clone(), self.usage.clone());
         aggregate::apply_group(
             &deps,
             &[aggregate::Incoming {
