@@ -14,6 +14,12 @@
 //! between two writes. Unique-count values are written as value items whose last operation
 //! wins, which is idempotent on its own.
 //!
+//! ## Pay-in-advance charges
+//! An event feeding a pay-in-advance charge is billed when it is folded (SEMANTICS §4.9): its
+//! instant fee is priced against the usage before it and written (an invoice of its own, or a
+//! standalone fee) *before* the usage holds the event, under ids derived from the event, so
+//! redeliveries and crashes between the two writes bill it once (see `apply`).
+//!
 //! ## Failures
 //! A message that cannot be read (not JSON, unknown version) is a poison message: reported as a
 //! batch item failure with its reason logged, redelivered until the queue's `maxReceiveCount`,
@@ -22,18 +28,71 @@
 
 mod apply;
 
+use std::sync::Arc;
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use billing_aws::{BillingStore, messages::EventsMessage, usage::UsageStore};
+use billing_aws::{BillingStore, bus::EventBus, messages::EventsMessage, usage::UsageStore};
+use chrono::{DateTime, Utc};
 
 pub use apply::{ApplyError, apply_group};
 
 /// What the aggregate worker needs.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Deps {
-    /// Organizations, subscriptions, plans, metrics.
+    /// Organizations, subscriptions, plans, metrics; and the invoices and fees of
+    /// pay-in-advance charges.
     pub billing: BillingStore,
     /// Pre-aggregated usage.
     pub usage: UsageStore,
+    /// The domain-event bus (`invoice.created`, `fee.created`); `None`: not published.
+    pub bus: Option<EventBus>,
+    /// "Now": when instant fees and invoices are created.
+    pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+}
+
+impl std::fmt::Debug for Deps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deps")
+            .field("billing", &self.billing)
+            .field("usage", &self.usage)
+            .field("bus", &self.bus)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Deps {
+    /// A worker over these stores, on the wall clock, publishing nothing.
+    pub fn new(billing: BillingStore, usage: UsageStore) -> Self {
+        Self {
+            billing,
+            usage,
+            bus: None,
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    /// Publishes domain events on `bus`.
+    pub fn with_bus(mut self, bus: EventBus) -> Self {
+        self.bus = Some(bus);
+        self
+    }
+
+    /// Reads "now" from `clock`.
+    pub fn with_clock(mut self, clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The invoicing use cases' view of these dependencies.
+    pub(crate) fn invoicing(&self) -> invoicing::Deps {
+        invoicing::Deps {
+            store: self.billing.clone(),
+            usage: self.usage.clone(),
+            bus: self.bus.clone(),
+            ids: Arc::new(|| uuid::Uuid::new_v4().to_string()),
+            clock: self.clock.clone(),
+        }
+    }
 }
 
 /// One readable message: its id and content.

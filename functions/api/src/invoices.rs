@@ -9,9 +9,10 @@ use axum::{
 };
 use billing::{
     catalog::{Record, customer::Customer},
-    invoice::{FeeItem, Invoice, InvoiceState, PaymentStatus},
+    invoice::{FeeItem, Invoice, InvoiceState, PaymentStatus, StandaloneFee},
     period::local_date,
 };
+use billing_aws::{StoreError, dynamo::LIST_SCAN_MAX};
 use chrono::NaiveDate;
 use invoicing::{
     InvoicingError,
@@ -21,7 +22,9 @@ use invoicing::{
 };
 use lago::{
     ApiError,
-    dto::invoice::{InvoiceUpdateDto, fee_object, invoice_object, usage_period_object},
+    dto::invoice::{
+        InvoiceUpdateDto, fee_object, invoice_object, standalone_fee_object, usage_period_object,
+    },
     http::{self, Paging},
 };
 use serde_json::Value;
@@ -473,6 +476,29 @@ pub async fn list_fees(
             items.push(fee_object(r, f));
         }
     }
+    // Standalone fees: the instant fees of non-invoiceable pay-in-advance charges.
+    let (standalone, _) = deps
+        .store
+        .list::<StandaloneFee>(&org.id, 1, LIST_SCAN_MAX)
+        .await
+        .map_err(|e| store_error("fee", e))?;
+    for r in &standalone {
+        let sf = &r.value;
+        let FeeItem::Charge { metric_code, .. } = &sf.fee.item else {
+            continue;
+        };
+        if query_value(&query, "external_customer_id").is_some_and(|c| c != sf.external_customer_id)
+            || query_value(&query, "external_subscription_id")
+                .is_some_and(|s| s != sf.external_subscription_id)
+            || query_value(&query, "currency").is_some_and(|c| c != sf.currency.code())
+            || query_value(&query, "payment_status").is_some_and(|p| p != "pending")
+            || fee_type.is_some_and(|t| t != sf.fee.fee_type().as_str())
+            || metric.is_some_and(|m| m != metric_code)
+        {
+            continue;
+        }
+        items.push(standalone_fee_object(sf));
+    }
     let total = items.len();
     let skip = paging
         .page
@@ -488,11 +514,19 @@ pub async fn show_fee(
     Tenant(org): Tenant,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let record = deps
-        .store
-        .invoice_of_fee(&org.id, &id)
-        .await
-        .map_err(|e| store_error("fee", e))?;
+    let record = match deps.store.invoice_of_fee(&org.id, &id).await {
+        Ok(r) => r,
+        Err(StoreError::NotFound) => {
+            // Not on an invoice: a standalone fee, or none.
+            let standalone = deps
+                .store
+                .get::<StandaloneFee>(&org.id, &id)
+                .await
+                .map_err(|e| store_error("fee", e))?;
+            return Ok(http::ok("fee", standalone_fee_object(&standalone.value)));
+        }
+        Err(e) => return Err(store_error("fee", e)),
+    };
     let fee = record
         .value
         .fees

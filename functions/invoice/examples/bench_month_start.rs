@@ -139,10 +139,7 @@ async fn main() -> anyhow::Result<()> {
     }}))
     .await;
     eprintln!("setting up {n} subscriptions ...");
-    let aggregate_deps = aggregate::Deps {
-        billing: store.clone(),
-        usage: usage.clone(),
-    };
+    let aggregate_deps = aggregate::Deps::new(store.clone(), usage.clone());
     for i in 0..n {
         let customer = format!("cus{}", i / 10);
         if i % 10 == 0 {

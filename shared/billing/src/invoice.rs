@@ -46,7 +46,7 @@ use crate::{
         beginning_of_day, local_date, subscription_days, trial_end,
     },
     subscription_fee::{SubscriptionFeeFacts, SubscriptionFeeInput, subscription_fee},
-    usage::{PricingError, price_charge},
+    usage::{PricingError, price_charge, price_full_units},
 };
 
 /// What can go wrong computing an invoice.
@@ -139,6 +139,8 @@ pub enum InvoicingReason {
     SubscriptionPeriodic,
     /// A termination (plain, by upgrade, by downgrade, or by `ending_at`).
     SubscriptionTerminating,
+    /// The instant invoice of one event on a pay-in-advance charge (SEMANTICS §4.9).
+    InAdvanceCharge,
 }
 
 impl InvoicingReason {
@@ -148,6 +150,7 @@ impl InvoicingReason {
             Self::SubscriptionStarting => "subscription_starting",
             Self::SubscriptionPeriodic => "subscription_periodic",
             Self::SubscriptionTerminating => "subscription_terminating",
+            Self::InAdvanceCharge => "in_advance_charge",
         }
     }
 
@@ -157,6 +160,7 @@ impl InvoicingReason {
             Self::SubscriptionStarting,
             Self::SubscriptionPeriodic,
             Self::SubscriptionTerminating,
+            Self::InAdvanceCharge,
         ]
         .into_iter()
         .find(|v| v.as_str() == s)
@@ -284,6 +288,13 @@ pub struct Fee {
     pub to_datetime: DateTime<Utc>,
     /// When the fee was computed.
     pub created_at: DateTime<Utc>,
+    /// The fee of a pay-in-advance charge: an instant fee, or a recurring charge's renewal.
+    pub pay_in_advance: bool,
+    /// Whether the fee is on an invoice (`false`: a standalone fee of a non-invoiceable
+    /// pay-in-advance charge).
+    pub invoiceable: bool,
+    /// The event an instant fee bills.
+    pub event_transaction_id: Option<String>,
 }
 
 impl Fee {
@@ -294,6 +305,26 @@ impl Fee {
             FeeItem::Charge { .. } => FeeType::Charge,
         }
     }
+}
+
+/// A fee on no invoice: the instant fee of a non-invoiceable pay-in-advance charge (SEMANTICS
+/// §4.9), with what the fee object shows of its subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StandaloneFee {
+    /// The fee (`invoiceable: false`).
+    pub fee: Fee,
+    /// The customer's Lago id.
+    pub customer_id: String,
+    /// The customer's external id.
+    pub external_customer_id: String,
+    /// The subscription's Lago id.
+    pub subscription_id: String,
+    /// The subscription's external id.
+    pub external_subscription_id: String,
+    /// The plan's code.
+    pub plan_code: String,
+    /// Currency.
+    pub currency: Currency,
 }
 
 /// A key/value pair attached to an invoice by the API caller.
@@ -955,6 +986,9 @@ pub struct InvoiceLines<'a> {
     pub subscription_taxes: Vec<TaxInfo>,
     /// Charges (empty on start and trial invoices).
     pub charges: Vec<ChargeLine<'a>>,
+    /// The new period's charges boundaries when the slot renews the subscription (a periodic
+    /// slot): recurring pay-in-advance charges bill their units again, in full, for it.
+    pub renewal: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// When the fees are computed.
     pub now: DateTime<Utc>,
 }
@@ -972,6 +1006,48 @@ pub struct ComputedInvoice {
     pub applied_taxes: Vec<InvoiceTax>,
     /// Whether a subscription fee is on it.
     pub has_subscription_fee: bool,
+}
+
+/// What a fee of `charge` bills in `bucket` and `group`: the charge, its metric, the filter's
+/// values and display name, and the pricing group (a filter's own keys when it has them).
+pub fn charge_fee_item(
+    charge: &Charge,
+    metric: &BillableMetric,
+    bucket: Bucket,
+    group: &GroupKey,
+) -> FeeItem {
+    let (filter_values, filter_display_name, group_keys) = match bucket {
+        Bucket::Filter(i) => match charge.filters().get(i) {
+            Some(f) => {
+                let keys = f.properties().pricing_group_keys();
+                (
+                    Some(f.values().clone()),
+                    f.invoice_display_name().map(str::to_owned),
+                    if keys.is_empty() {
+                        charge.pricing_group_keys().to_vec()
+                    } else {
+                        keys.to_vec()
+                    },
+                )
+            }
+            None => (None, None, charge.pricing_group_keys().to_vec()),
+        },
+        Bucket::Default => (None, None, charge.pricing_group_keys().to_vec()),
+    };
+    FeeItem::Charge {
+        charge_id: charge.lago_id().to_owned(),
+        charge_code: charge.code().to_owned(),
+        charge_display_name: charge.invoice_display_name().map(str::to_owned),
+        metric_id: charge.billable_metric_id().to_owned(),
+        metric_code: metric.code().to_owned(),
+        metric_name: metric.name().to_owned(),
+        metric_description: metric.description().map(str::to_owned),
+        filter_values,
+        filter_display_name,
+        grouped_by: group_pairs(&group_keys, group),
+        true_up_parent_fee_id: None,
+        true_up_fee_id: None,
+    }
 }
 
 fn group_pairs(keys: &[String], group: &GroupKey) -> Vec<(String, Option<String>)> {
@@ -1047,13 +1123,60 @@ pub fn compute_invoice(
             from_datetime: from,
             to_datetime: b.to_datetime(),
             created_at: lines.now,
+            pay_in_advance: false,
+            invoiceable: true,
+            event_transaction_id: None,
         });
         taxes_of.push(lines.subscription_taxes.clone());
     }
 
     for line in &lines.charges {
         let charge = line.charge;
-        if charge.pay_in_advance() || !charge.invoiceable() {
+        if charge.pay_in_advance() {
+            // SEMANTICS §4.9: instant fees billed each event when it arrived; at a renewal,
+            // a recurring metric's units are billed again, in full, for the new period.
+            if let (Some((from, to)), true, true) =
+                (lines.renewal, line.metric.recurring(), charge.invoiceable())
+            {
+                let priced =
+                    price_full_units(charge, line.usage, b.charges_duration_days(), currency)?;
+                for bf in priced {
+                    if !bf.fee.is_billable() {
+                        continue;
+                    }
+                    let key = format!(
+                        "renewal#{}#{}#{:?}",
+                        charge.lago_id(),
+                        crate::aggregation::snapshot::bucket_name(bf.bucket),
+                        bf.group.values()
+                    );
+                    fees.push(Fee {
+                        lago_id: fee_id(&key),
+                        item: charge_fee_item(charge, line.metric, bf.bucket, &bf.group),
+                        amount_cents: bf.fee.amount().cents(),
+                        precise_amount_cents: bf.fee.precise_amount_cents(),
+                        units: bf.fee.units(),
+                        total_aggregated_units: bf.total_aggregated_units,
+                        events_count: bf.fee.events_count(),
+                        precise_unit_amount: bf.fee.precise_unit_amount(),
+                        taxes_amount_cents: 0,
+                        taxes_precise_amount_cents: Decimal::ZERO,
+                        taxes_rate: Decimal::ZERO,
+                        applied_taxes: Vec::new(),
+                        precise_coupons_amount_cents: Decimal::ZERO,
+                        from_datetime: from,
+                        to_datetime: to,
+                        created_at: lines.now,
+                        pay_in_advance: true,
+                        invoiceable: true,
+                        event_transaction_id: None,
+                    });
+                    taxes_of.push(line.taxes.clone());
+                }
+            }
+            continue;
+        }
+        if !charge.invoiceable() {
             continue;
         }
         let priced = price_charge(charge, line.usage, b.charges_duration_days(), currency)?;
@@ -1066,24 +1189,6 @@ pub fn compute_invoice(
             if !bf.fee.is_billable() {
                 continue;
             }
-            let (filter_values, filter_display_name, group_keys) = match bf.bucket {
-                Bucket::Filter(i) => match charge.filters().get(i) {
-                    Some(f) => {
-                        let keys = f.properties().pricing_group_keys();
-                        (
-                            Some(f.values().clone()),
-                            f.invoice_display_name().map(str::to_owned),
-                            if keys.is_empty() {
-                                charge.pricing_group_keys().to_vec()
-                            } else {
-                                keys.to_vec()
-                            },
-                        )
-                    }
-                    None => (None, None, charge.pricing_group_keys().to_vec()),
-                },
-                Bucket::Default => (None, None, charge.pricing_group_keys().to_vec()),
-            };
             let key = format!(
                 "charge#{}#{}#{:?}",
                 charge.lago_id(),
@@ -1092,20 +1197,7 @@ pub fn compute_invoice(
             );
             fees.push(Fee {
                 lago_id: fee_id(&key),
-                item: FeeItem::Charge {
-                    charge_id: charge.lago_id().to_owned(),
-                    charge_code: charge.code().to_owned(),
-                    charge_display_name: charge.invoice_display_name().map(str::to_owned),
-                    metric_id: charge.billable_metric_id().to_owned(),
-                    metric_code: line.metric.code().to_owned(),
-                    metric_name: line.metric.name().to_owned(),
-                    metric_description: line.metric.description().map(str::to_owned),
-                    filter_values,
-                    filter_display_name,
-                    grouped_by: group_pairs(&group_keys, &bf.group),
-                    true_up_parent_fee_id: None,
-                    true_up_fee_id: None,
-                },
+                item: charge_fee_item(charge, line.metric, bf.bucket, &bf.group),
                 amount_cents: bf.fee.amount().cents(),
                 precise_amount_cents: bf.fee.precise_amount_cents(),
                 units: bf.fee.units(),
@@ -1120,6 +1212,9 @@ pub fn compute_invoice(
                 from_datetime: b.charges_from_datetime(),
                 to_datetime: b.charges_to_datetime(),
                 created_at: lines.now,
+                pay_in_advance: false,
+                invoiceable: true,
+                event_transaction_id: None,
             });
             taxes_of.push(line.taxes.clone());
         }
@@ -1181,22 +1276,37 @@ pub fn compute_invoice(
                     from_datetime: b.charges_from_datetime(),
                     to_datetime: b.charges_to_datetime(),
                     created_at: lines.now,
+                    pay_in_advance: false,
+                    invoiceable: true,
+                    event_transaction_id: None,
                 });
                 taxes_of.push(line.taxes.clone());
             }
         }
     }
 
+    price_fees(fees, &taxes_of, currency, plan.code(), finalizing)
+}
+
+/// The taxes and totals of `fees` (each with its taxes in `taxes_of`): fee-level taxes after
+/// coupon allocation, invoice tax lines, amounts (SEMANTICS §8.1-§8.4).
+pub fn price_fees(
+    mut fees: Vec<Fee>,
+    taxes_of: &[Vec<TaxInfo>],
+    currency: Currency,
+    plan_code: &str,
+    finalizing: bool,
+) -> Result<ComputedInvoice, InvoiceComputeError> {
     let inputs: Vec<InvoiceFee> = fees
         .iter()
-        .zip(&taxes_of)
+        .zip(taxes_of)
         .map(|(f, taxes)| {
             let fee = InvoiceFee::new(
                 f.fee_type(),
                 f.amount_cents,
                 taxes.iter().map(TaxInfo::rate).collect(),
             )
-            .for_plan(plan.code());
+            .for_plan(plan_code);
             match &f.item {
                 FeeItem::Charge { metric_code, .. } => fee.for_metric(metric_code.clone()),
                 FeeItem::Subscription { .. } => fee,
@@ -1204,7 +1314,7 @@ pub fn compute_invoice(
         })
         .collect();
     let totals = compute_invoice_totals(&InvoiceInput::new(currency, inputs, finalizing))?;
-    for ((fee, t), taxes) in fees.iter_mut().zip(&totals.fees).zip(&taxes_of) {
+    for ((fee, t), taxes) in fees.iter_mut().zip(&totals.fees).zip(taxes_of) {
         fee.precise_coupons_amount_cents = t.precise_coupons_amount_cents;
         fee.taxes_amount_cents = t.taxes.taxes_amount_cents;
         fee.taxes_precise_amount_cents = t.taxes.taxes_precise_amount_cents;

@@ -442,3 +442,33 @@ pub fn price_charge(
     }
     Ok(fees)
 }
+
+/// Prices a charge's **full** units at full price, one fee per bucket and group: a recurring
+/// pay-in-advance charge at renewal (SEMANTICS §4.9), where a prorated charge's units are
+/// billed with no proration.
+pub fn price_full_units(
+    charge: &crate::catalog::plan::Charge,
+    usage: &ChargeUsage,
+    charges_duration_days: u32,
+    currency: crate::money::Currency,
+) -> Result<Vec<BucketFee>, PricingError> {
+    use crate::charge_model::{PricingInput, fee::ChargeFee, price};
+    let results = usage
+        .results(rust_decimal::Decimal::ZERO, charges_duration_days)
+        .map_err(UsageError::from)?;
+    let mut fees = Vec::with_capacity(results.len());
+    for r in results {
+        let properties = bucket_properties(charge, r.bucket);
+        let full = r.result.full_units_number.unwrap_or(r.result.units);
+        let input = PricingInput::new(full).with_events_count(r.result.events_count);
+        let amount = price(properties.model(), &input, currency)?;
+        let fee = ChargeFee::new(full, r.result.events_count, &amount, currency)?;
+        fees.push(BucketFee {
+            bucket: r.bucket,
+            group: r.group,
+            fee,
+            total_aggregated_units: full,
+        });
+    }
+    Ok(fees)
+}

@@ -383,27 +383,64 @@ async fn claim_slot(
         finalized_at: None,
         voided_at: None,
     };
+    if status == InvoiceStatus::Draft {
+        invoice.finalize_at = Some(
+            slot.at
+                .checked_add_days(Days::new(u64::from(grace)))
+                .unwrap_or(slot.at),
+        );
+    }
+    match create_invoice(deps, catalog, customer, invoice, status, at).await? {
+        Created::Written(record) => {
+            out.created.push(id.clone());
+            complete(deps, catalog, context, &record).await?;
+            Ok(record.value)
+        }
+        Created::Existing(existing) => {
+            // Another worker claimed the slot between the read and the write.
+            out.already_claimed += 1;
+            complete(deps, catalog, context, &existing).await?;
+            Ok(existing.value)
+        }
+    }
+}
+
+/// What [`create_invoice`] found.
+#[derive(Debug)]
+pub(crate) enum Created {
+    /// The invoice was written by this call.
+    Written(Record<Invoice>),
+    /// An invoice with its id already existed (it is returned as stored).
+    Existing(Record<Invoice>),
+}
+
+/// Writes a new invoice under its (derived) id, once: a draft or a closed invoice as it is,
+/// a finalized one numbered inside the organization's numbering lease, in the transaction
+/// that moves the counters. `now` stamps the record and the lease.
+pub(crate) async fn create_invoice(
+    deps: &Deps,
+    catalog: &Catalog,
+    customer: Option<&Record<billing::catalog::customer::Customer>>,
+    mut invoice: Invoice,
+    status: InvoiceStatus,
+    now: DateTime<Utc>,
+) -> Result<Created, InvoicingError> {
+    let org_id = catalog.org.id.as_str();
+    let id = invoice.lago_id.clone();
     let mut record = Record {
         lago_id: id.clone(),
-        created_at: at,
-        updated_at: at,
+        created_at: now,
+        updated_at: now,
         sequential_id: None,
         version: 1,
         value: invoice.clone(),
     };
     let written = match status {
-        InvoiceStatus::Draft => {
-            invoice.finalize_at = Some(
-                slot.at
-                    .checked_add_days(Days::new(u64::from(grace)))
-                    .unwrap_or(slot.at),
-            );
-            record.value = invoice;
-            deps.store
-                .write_invoice(org_id, &record, InvoiceWrite::Create)
-                .await
-                .map(|()| true)
-        }
+        InvoiceStatus::Draft => deps
+            .store
+            .write_invoice(org_id, &record, InvoiceWrite::Create)
+            .await
+            .map(|()| true),
         InvoiceStatus::Closed => {
             invoice.status = InvoiceState::Closed;
             invoice.payment_status = PaymentStatus::Succeeded;
@@ -435,7 +472,7 @@ async fn claim_slot(
                     &numbering,
                     counters.customer + 1,
                     counters.organization + 1,
-                    at,
+                    now,
                 );
                 record.value = numbered;
                 match deps
@@ -463,25 +500,17 @@ async fn claim_slot(
         }
     };
     match written {
-        Ok(_) => {
-            out.created.push(id.clone());
-            complete(deps, catalog, context, &record).await?;
-            Ok(record.value)
-        }
-        Err(StoreError::AlreadyExists) => {
-            // Another worker claimed the slot between the read and the write.
-            out.already_claimed += 1;
-            let existing = deps.store.get::<Invoice>(org_id, &id).await?;
-            complete(deps, catalog, context, &existing).await?;
-            Ok(existing.value)
-        }
+        Ok(_) => Ok(Created::Written(record)),
+        Err(StoreError::AlreadyExists) => Ok(Created::Existing(
+            deps.store.get::<Invoice>(org_id, &id).await?,
+        )),
         Err(StoreError::Conflict) => Err(InvoicingError::Busy("invoice numbering")),
         Err(e) => Err(e.into()),
     }
 }
 
 /// The steps after a claim that may be re-run: fee pointers, then the creation events, once.
-async fn complete(
+pub(crate) async fn complete(
     deps: &Deps,
     catalog: &Catalog,
     context: &SubscriptionContext,

@@ -7,6 +7,8 @@
 //!   index, never a scan) and enqueues one unit of work for each.
 //! - [`close_subscription`]: one unit of work: the clock's transitions (starts, downgrades,
 //!   `ending_at`), every invoice slot due, drafts whose grace period ended.
+//! - [`bill_instant_fee`]: one event on a pay-in-advance charge becomes an invoice of its own
+//!   or a standalone fee, once (called by the aggregate worker before it stores the event).
 //! - [`price_slot`]: what one slot's invoice holds, computed from the catalog and the usage
 //!   states (creation and refresh compute it the same way).
 //! - [`finalize_invoice`], [`refresh_invoice`], [`void_invoice`], [`update_invoice`]: the
@@ -21,6 +23,7 @@
 //!   moves the counters from the values read: numbers have no gap and no duplicate.
 //! - Time is an input: every use case takes `now`; nothing here reads a clock.
 
+pub mod bill_instant_fee;
 pub mod close_subscription;
 pub mod finalize_invoice;
 pub mod invoice_document;

@@ -237,8 +237,17 @@ pub async fn price_slot(
             taxes: catalog.fee_taxes(charge.tax_codes(), &ps.plan.value, customer),
         })
         .collect();
+    // A periodic slot starts the next period: recurring pay-in-advance charges are billed
+    // again for it (SEMANTICS §4.9), from the units at the end of the closed one.
+    let renewal = if slot.kind == SlotKind::Periodic {
+        let next = ps.dates.current_usage_boundaries(slot.at)?;
+        Some((next.charges_from_datetime(), next.charges_to_datetime()))
+    } else {
+        None
+    };
     let lines = InvoiceLines {
         invoice_id,
+        renewal,
         timeline: &line,
         slot,
         boundaries,

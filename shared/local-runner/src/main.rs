@@ -84,10 +84,9 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
 
     let ingest_deps =
         ingest::Deps::new(store.clone(), events.clone(), queue.clone(), usage.clone());
-    let aggregate_deps = aggregate::Deps {
-        billing: store.clone(),
-        usage: usage.clone(),
-    };
+    let aggregate_deps = aggregate::Deps::new(store.clone(), usage.clone()).with_bus(
+        billing_aws::bus::EventBus::new(sdk, var(infra::BUS.env_var)?),
+    );
     let api_deps = api::Deps::new(store)
         .with_usage(usage)
         .with_bus(billing_aws::bus::EventBus::new(

@@ -81,13 +81,13 @@ async fn a_worker_crash_between_two_writes_is_repaired_by_the_redelivery() {
     // When the worker dies after its first write (the second PutItem never leaves).
     let faults = Arc::new(Faults::default());
     faults.add("PutItem", 1, 1, Fault::FailBeforeSend);
-    let crashing = aggregate::Deps {
-        billing: stack.store.clone(),
-        usage: billing_aws::usage::UsageStore::with_client(
+    let crashing = aggregate::Deps::new(
+        stack.store.clone(),
+        billing_aws::usage::UsageStore::with_client(
             support::dynamo_with(&stack.sdk, faults.clone()),
             &stack.usage_table,
         ),
-    };
+    );
     let response = aggregate::handler(&crashing, event.clone()).await;
     assert_eq!(
         faults.injected(),
@@ -243,13 +243,13 @@ async fn throttled_dynamodb_writes_neither_lose_nor_double_count_events() {
     for call in [0, 2] {
         worker_faults.add("PutItem", call, 1, Fault::ThrottleAfterApply);
     }
-    let throttled_worker = aggregate::Deps {
-        billing: stack.store.clone(),
-        usage: billing_aws::usage::UsageStore::with_client(
+    let throttled_worker = aggregate::Deps::new(
+        stack.store.clone(),
+        billing_aws::usage::UsageStore::with_client(
             support::dynamo_with(&stack.sdk, worker_faults.clone()),
             &stack.usage_table,
         ),
-    };
+    );
 
     // When the worker processes every batch, redelivering what it reports as failed.
     for _ in 0..20 {

@@ -151,10 +151,7 @@ impl Stack {
         ingest_deps.clock = now_fn.clone();
         let mut api_deps = api::Deps::new(store.clone()).with_usage(usage.clone());
         api_deps.clock = now_fn;
-        let aggregate_deps = aggregate::Deps {
-            billing: store,
-            usage,
-        };
+        let aggregate_deps = aggregate::Deps::new(store, usage);
         // As the runner's drainer: a failed message comes back at once, an empty receive
         // long-polls for a second before the drainer checks the queue is really empty, and a
         // resent message is dropped as SQS drops it.

@@ -270,10 +270,44 @@ impl Scenario {
             sub: external_subscription_id.into(),
             events,
         };
-        let deps = aggregate::Deps {
-            billing: self.store.clone(),
-            usage: self.usage.clone(),
+        let deps = aggregate::Deps::new(self.store.clone(), self.usage.clone());
+        aggregate::apply_group(
+            &deps,
+            &[aggregate::Incoming {
+                message_id: uuid::Uuid::new_v4().to_string(),
+                message,
+            }],
+        )
+        .await
+        .unwrap();
+    }
+
+    /// One event of metric `code` at `at` with `properties`, folded by the aggregate worker
+    /// (which bills it at once when it feeds a pay-in-advance charge).
+    pub async fn event(
+        &self,
+        external_subscription_id: &str,
+        code: &str,
+        at: &str,
+        properties: &[(&str, &str)],
+    ) {
+        let message = EventsMessage {
+            v: EVENTS_MESSAGE_VERSION,
+            org: self.org_id.clone(),
+            sub: external_subscription_id.into(),
+            events: vec![QueuedEvent {
+                tx: uuid::Uuid::new_v4().to_string(),
+                code: code.into(),
+                ts_ms: t(at).timestamp_millis(),
+                seq: 0,
+                props: properties
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+                amt: None,
+            }],
         };
+        let deps = aggregate::Deps::new(self.store.clone(), self.usage.clone());
         aggregate::apply_group(
             &deps,
             &[aggregate::Incoming {

@@ -9,6 +9,8 @@
 //!   a refused finalization consumes no number, and two cannot take the same one.
 //! - Fee pointers: `sk = FEE#<fee lago_id>` names the invoice holding the fee (fees live inside
 //!   their invoice item), for `GET /fees/{lago_id}`.
+//! - Standalone fees (non-invoiceable pay-in-advance charges): `sk = SFEE#<fee lago_id>`, the
+//!   fee and its subscription, created once under an id derived from the event.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -19,7 +21,7 @@ use billing::{
     catalog::Record,
     invoice::{
         Fee, FeeItem, FeeTax, Invoice, InvoiceAmounts, InvoiceMetadata, InvoiceState, InvoiceTax,
-        InvoicingReason, PaymentStatus, TaxInfo,
+        InvoicingReason, PaymentStatus, StandaloneFee, TaxInfo,
     },
     money::Currency,
 };
@@ -107,6 +109,16 @@ pub struct FeeItemRecord {
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     created_at: DateTime<Utc>,
+    #[serde(default)]
+    pay_in_advance: bool,
+    #[serde(default = "invoiceable_default")]
+    invoiceable: bool,
+    #[serde(default)]
+    event_transaction_id: Option<String>,
+}
+
+fn invoiceable_default() -> bool {
+    true
 }
 
 impl From<&Fee> for FeeItemRecord {
@@ -147,6 +159,9 @@ impl From<&Fee> for FeeItemRecord {
             from: f.from_datetime,
             to: f.to_datetime,
             created_at: f.created_at,
+            pay_in_advance: f.pay_in_advance,
+            invoiceable: f.invoiceable,
+            event_transaction_id: f.event_transaction_id.clone(),
         };
         match &f.item {
             FeeItem::Subscription {
@@ -240,6 +255,9 @@ impl FeeItemRecord {
             from_datetime: self.from,
             to_datetime: self.to,
             created_at: self.created_at,
+            pay_in_advance: self.pay_in_advance,
+            invoiceable: self.invoiceable,
+            event_transaction_id: self.event_transaction_id,
         })
     }
 }
@@ -432,6 +450,51 @@ impl Kind for Invoice {
             file_key: item.file_key,
             finalized_at: item.finalized_at,
             voided_at: item.voided_at,
+        })
+    }
+}
+
+/// A standalone fee as stored (`sk = SFEE#<lago_id>`).
+#[derive(Serialize, Deserialize)]
+pub struct StandaloneFeeItem {
+    customer_id: String,
+    external_customer_id: String,
+    subscription_id: String,
+    external_subscription_id: String,
+    plan_code: String,
+    currency: String,
+    fee: FeeItemRecord,
+}
+
+impl Kind for StandaloneFee {
+    const PREFIX: &'static str = "SFEE#";
+    type Item = StandaloneFeeItem;
+
+    fn key(&self) -> &str {
+        &self.fee.lago_id
+    }
+
+    fn to_item(&self) -> StandaloneFeeItem {
+        StandaloneFeeItem {
+            customer_id: self.customer_id.clone(),
+            external_customer_id: self.external_customer_id.clone(),
+            subscription_id: self.subscription_id.clone(),
+            external_subscription_id: self.external_subscription_id.clone(),
+            plan_code: self.plan_code.clone(),
+            currency: self.currency.code().to_owned(),
+            fee: FeeItemRecord::from(&self.fee),
+        }
+    }
+
+    fn from_item(item: StandaloneFeeItem) -> Result<Self, String> {
+        Ok(StandaloneFee {
+            fee: item.fee.into_domain()?,
+            customer_id: item.customer_id,
+            external_customer_id: item.external_customer_id,
+            subscription_id: item.subscription_id,
+            external_subscription_id: item.external_subscription_id,
+            plan_code: item.plan_code,
+            currency: Currency::parse(&item.currency).map_err(|e| e.to_string())?,
         })
     }
 }

@@ -176,9 +176,65 @@ fn fee_status(invoice: &Invoice) -> &'static str {
     invoice.payment_status.as_str()
 }
 
+/// What a `FeeObject` shows of the fee's invoice (none for a standalone fee) and subscription.
+#[derive(Debug, Clone, Copy)]
+pub struct FeeOwner<'a> {
+    /// The invoice's Lago id.
+    pub invoice_id: Option<&'a str>,
+    /// Currency.
+    pub currency: Currency,
+    /// The plan's code.
+    pub plan_code: &'a str,
+    /// The subscription's Lago id.
+    pub subscription_id: &'a str,
+    /// The customer's Lago id.
+    pub customer_id: &'a str,
+    /// The customer's external id.
+    pub external_customer_id: &'a str,
+    /// The subscription's external id.
+    pub external_subscription_id: &'a str,
+    /// The fee's payment status.
+    pub payment_status: &'a str,
+}
+
 /// `FeeObject` of a fee on invoice `r`.
 pub fn fee_object(r: &Record<Invoice>, f: &Fee) -> Value {
     let i = &r.value;
+    fee_object_of(
+        &FeeOwner {
+            invoice_id: Some(&r.lago_id),
+            currency: i.currency,
+            plan_code: &i.plan_code,
+            subscription_id: &i.subscription_id,
+            customer_id: &i.customer_id,
+            external_customer_id: &i.external_customer_id,
+            external_subscription_id: &i.external_subscription_id,
+            payment_status: fee_status(i),
+        },
+        f,
+    )
+}
+
+/// `FeeObject` of a standalone fee (a non-invoiceable pay-in-advance charge's): no invoice,
+/// payment pending (nothing here collects it).
+pub fn standalone_fee_object(s: &billing::invoice::StandaloneFee) -> Value {
+    fee_object_of(
+        &FeeOwner {
+            invoice_id: None,
+            currency: s.currency,
+            plan_code: &s.plan_code,
+            subscription_id: &s.subscription_id,
+            customer_id: &s.customer_id,
+            external_customer_id: &s.external_customer_id,
+            external_subscription_id: &s.external_subscription_id,
+            payment_status: PaymentStatus::Pending.as_str(),
+        },
+        &s.fee,
+    )
+}
+
+/// `FeeObject` of fee `f` owned by `i`.
+pub fn fee_object_of(i: &FeeOwner<'_>, f: &Fee) -> Value {
     let currency = i.currency;
     let sub_total = Decimal::from(f.amount_cents) - f.precise_coupons_amount_cents;
     let item = match &f.item {
@@ -251,7 +307,7 @@ pub fn fee_object(r: &Record<Invoice>, f: &Fee) -> Value {
         "lago_charge_id": charge_id,
         "lago_charge_filter_id": null,
         "lago_fixed_charge_id": null,
-        "lago_invoice_id": r.lago_id,
+        "lago_invoice_id": i.invoice_id,
         "lago_true_up_fee_id": true_up_fee_id,
         "lago_true_up_parent_fee_id": true_up_parent_fee_id,
         "lago_subscription_id": i.subscription_id,
@@ -271,16 +327,16 @@ pub fn fee_object(r: &Record<Invoice>, f: &Fee) -> Value {
         "total_amount_cents": f.amount_cents + f.taxes_amount_cents,
         "total_amount_currency": currency.code(),
         "events_count": f.events_count,
-        "pay_in_advance": false,
-        "invoiceable": true,
+        "pay_in_advance": f.pay_in_advance,
+        "invoiceable": f.invoiceable,
         "from_date": timestamp(f.from_datetime),
         "to_date": timestamp(f.to_datetime),
-        "payment_status": fee_status(i),
+        "payment_status": i.payment_status,
         "created_at": timestamp(f.created_at),
         "succeeded_at": null,
         "failed_at": null,
         "refunded_at": null,
-        "event_transaction_id": null,
+        "event_transaction_id": f.event_transaction_id,
         "description": null,
         "precise_coupons_amount_cents": quantity(f.precise_coupons_amount_cents),
         "sub_total_excluding_taxes_amount_cents": f.amount_cents - round_half_up(f.precise_coupons_amount_cents),

@@ -210,10 +210,7 @@ async fn main() -> anyhow::Result<()> {
     let queue = EventQueue::with_client(sqs.clone(), queue_url.clone());
     let key = local_runner::organization::new_api_key();
     let org = local_runner::organization::create(&store, "Bench", &key).await?;
-    let aggregate = aggregate::Deps {
-        billing: store.clone(),
-        usage: usage.clone(),
-    };
+    let aggregate = aggregate::Deps::new(store.clone(), usage.clone());
     let drainer = Drainer::new(
         QueuePoller::new(sqs.clone(), &queue_url, Duration::ZERO, Duration::ZERO),
         aggregate.clone(),

@@ -86,10 +86,7 @@ impl Stack {
     }
 
     pub fn aggregate_deps(&self) -> aggregate::Deps {
-        aggregate::Deps {
-            billing: self.store.clone(),
-            usage: self.usage(),
-        }
+        aggregate::Deps::new(self.store.clone(), self.usage())
     }
 
     /// The HTTP surface with the given ingest dependencies (faulty ones, in some tests).
