@@ -47,6 +47,11 @@ pub(crate) fn invoicing_error(e: InvoicingError) -> ApiError {
             ApiError::Unavailable
         }
         InvoicingError::Store(e) => store_error(RESOURCE, e),
+        InvoicingError::Publish(e) => {
+            // The change is stored with its event in the outbox: a retry publishes it.
+            tracing::warn!(error.cause_chain = %e, "invoice event left in the outbox");
+            ApiError::Unavailable
+        }
         other => {
             tracing::error!(error.cause_chain = ?other, "invoicing failed");
             ApiError::Internal

@@ -363,6 +363,8 @@ pub async fn create(
                 writes.push(answer.clone());
             }
             Some(current) if current.value.plan_code() == catalog.value.code() => {
+                // A replay (perhaps the retry of a create whose events were not published).
+                events::flush(&deps, &org, &external_id, &family.subscriptions, now).await;
                 return extended(&deps, &org, current, now).await;
             }
             Some(current) if current.value.is_starting_in_the_future() => {
@@ -414,17 +416,18 @@ pub async fn create(
                 }
             }
         }
+        let pending = events::outbox_entries(&family.subscriptions, &writes);
         let change = SubscriptionWrite {
             external_id: &external_id,
             read_version: family.version,
             subscriptions: writes.iter().collect(),
             plan: child.as_ref(),
             customer: customer_update.as_ref(),
-            pending_events: Vec::new(),
+            pending_events: pending.clone(),
         };
         match deps.store.write_subscriptions(&org.id, &change).await {
             Ok(()) => {
-                events::publish_changes(&deps, &org, &family.subscriptions, &writes, now).await;
+                events::publish(&deps, &org, &external_id, &writes, &pending, now).await;
                 return extended(&deps, &org, &answer, now).await;
             }
             Err(StoreError::Conflict) => continue,
@@ -671,17 +674,18 @@ pub async fn destroy(
             .find(|r| r.lago_id == target.lago_id)
             .cloned()
             .ok_or(ApiError::Internal)?;
+        let pending = events::outbox_entries(&family.subscriptions, &writes);
         let change = SubscriptionWrite {
             external_id: &external_id,
             read_version: family.version,
             subscriptions: writes.iter().collect(),
             plan: None,
             customer: None,
-            pending_events: Vec::new(),
+            pending_events: pending.clone(),
         };
         match deps.store.write_subscriptions(&org.id, &change).await {
             Ok(()) => {
-                events::publish_changes(&deps, &org, &family.subscriptions, &writes, now).await;
+                events::publish(&deps, &org, &external_id, &writes, &pending, now).await;
                 return plain(&deps, &org, &answer, now).await;
             }
             Err(StoreError::Conflict) => continue,
@@ -788,16 +792,20 @@ pub(crate) async fn end_plan_subscriptions(
             return Ok(());
         }
         let writes: Vec<Record<Subscription>> = changed.into_values().collect();
+        let pending = events::outbox_entries(&family.subscriptions, &writes);
         let change = SubscriptionWrite {
             external_id,
             read_version: family.version,
             subscriptions: writes.iter().collect(),
             plan: None,
             customer: None,
-            pending_events: Vec::new(),
+            pending_events: pending.clone(),
         };
         match deps.store.write_subscriptions(&org.id, &change).await {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                events::publish(deps, org, external_id, &writes, &pending, now).await;
+                return Ok(());
+            }
             Err(StoreError::Conflict) => continue,
             Err(e) => return Err(store_error(RESOURCE, e)),
         }

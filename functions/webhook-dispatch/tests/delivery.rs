@@ -12,6 +12,7 @@ use base64::{
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
 use billing_aws::infra::WEBHOOK_QUEUE;
+use chrono::Datelike;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
@@ -408,4 +409,91 @@ async fn subscriptions_started_and_terminated_through_the_api_reach_the_endpoint
         hits[0].header("x-lago-unique-key"),
         hits[1].header("x-lago-unique-key")
     );
+}
+
+#[tokio::test]
+async fn an_invoice_created_by_the_invoice_worker_reaches_the_endpoint_once() {
+    // Given an endpoint for invoice.created, and a subscription started now on a monthly
+    // plan billed in arrears (no grace period: its invoice is finalized when it is created),
+    let stack = Stack::provision().await;
+    let org = stack.organization("Acme").await;
+    let receiver = Receiver::start(200).await;
+    org.endpoint(json!({"webhook_url": receiver.url, "event_types": ["invoice.created"]}))
+        .await;
+    org.send(
+        http::Method::POST,
+        "/api/v1/customers",
+        Some(json!({"customer": {"external_id": "cus_1", "name": "Jane"}})),
+    )
+    .await;
+    org.send(
+        http::Method::POST,
+        "/api/v1/plans",
+        Some(
+            json!({"plan": {"name": "Basic", "code": "basic", "interval": "monthly",
+                             "amount_cents": 3100, "amount_currency": "EUR",
+                             "pay_in_advance": false}}),
+        ),
+    )
+    .await;
+    org.send(
+        http::Method::POST,
+        "/api/v1/subscriptions",
+        Some(json!({"subscription": {"external_customer_id": "cus_1",
+                                     "plan_code": "basic", "external_id": "sub_1"}})),
+    )
+    .await;
+
+    // when the billing clock runs at the end of the month and the invoice worker closes it,
+    let now = chrono::Utc::now().date_naive();
+    let next_month = now
+        .with_day(1)
+        .and_then(|d| d.checked_add_months(chrono::Months::new(1)))
+        .expect("a date");
+    let at = next_month.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
+    let run = stack
+        .billing_runner()
+        .run_at(at)
+        .await
+        .expect("the billing run");
+    assert_eq!(run.failed, 0);
+    let deps = stack.dispatcher(Backoff::NONE).await;
+    for _ in 0..3 {
+        assert_eq!(stack.poll(&deps).await.failed, 0);
+    }
+
+    // then the endpoint got invoice.created once: Lago's body with the finalized invoice,
+    // keyed by the invoice's creation.
+    let invoices = org.get("/api/v1/invoices").await;
+    let invoice_id = invoices["invoices"][0]["lago_id"]
+        .as_str()
+        .expect("an invoice")
+        .to_owned();
+    let [hit] = receiver.hits().try_into().expect("one delivery");
+    let body: Value = serde_json::from_slice(&hit.body).expect("JSON");
+    assert_eq!(body["webhook_type"], "invoice.created");
+    assert_eq!(body["object_type"], "invoice");
+    assert_eq!(body["organization_id"], org.id.as_str());
+    assert_eq!(body["invoice"]["lago_id"], invoice_id.as_str());
+    assert_eq!(body["invoice"]["status"], "finalized");
+    assert_eq!(body["invoice"]["customer"]["external_id"], "cus_1");
+    assert_eq!(
+        hit.header("x-lago-unique-key"),
+        invoicing::invoice_events::unique_key(&invoice_id, "invoice.created", 1)
+    );
+    assert!(
+        hit.text().starts_with(
+            r#"{"webhook_type":"invoice.created","object_type":"invoice","organization_id":"#
+        ),
+        "Lago's key order: {}",
+        hit.text()
+    );
+    // and a second run of the clock at the same instant sends nothing more.
+    stack
+        .billing_runner()
+        .run_at(at)
+        .await
+        .expect("the billing run");
+    assert_eq!(stack.poll(&deps).await.failed, 0);
+    assert_eq!(receiver.hits().len(), 1);
 }

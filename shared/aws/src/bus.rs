@@ -55,6 +55,15 @@ impl EventBus {
         }
     }
 
+    /// A publisher through an EventBridge client built elsewhere (tests give it one with an
+    /// interceptor, to make the bus fail on demand).
+    pub fn with_client(client: Client, bus_name: impl Into<String>) -> Self {
+        Self {
+            client,
+            bus_name: bus_name.into(),
+        }
+    }
+
     /// The bus name.
     pub fn name(&self) -> &str {
         &self.bus_name

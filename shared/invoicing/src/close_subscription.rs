@@ -12,6 +12,10 @@
 //! 3. Drafts whose grace period ended: refreshed from the usage, then finalized.
 //! 4. The progress and the next due instant go back to the billing schedule.
 //!
+//! Before all of it, the invoice events the API's changes left in the external id's outbox
+//! (a failed publish, a crashed request) are published: the billing clock is the outbox's
+//! sweeper (see [`crate::invoice_events`]).
+//!
 //! Re-running a unit (redelivery, a second clock run, two workers) finds every claim taken
 //! and changes nothing.
 
@@ -198,6 +202,14 @@ pub async fn close_subscription(
 ) -> Result<Closed, InvoicingError> {
     let catalog = Catalog::load(&deps.store, org_id).await?;
     let mut progress = deps.store.billing_progress(org_id, external_id).await?;
+    if !progress.invoice_events.is_empty() {
+        let entries: Vec<String> = progress.invoice_events.iter().cloned().collect();
+        let published =
+            invoice_events::publish_outbox(deps, &catalog, None, external_id, &entries).await?;
+        for e in &published {
+            progress.invoice_events.remove(e);
+        }
+    }
     let transitions = apply_transitions(deps, org_id, external_id, &catalog, at).await?;
     if let Some(h) = transitions.head {
         progress.head_version = h;
@@ -212,7 +224,8 @@ pub async fn close_subscription(
         let family = deps.store.subscription_family(org_id, external_id).await?;
         let pending: Vec<String> = pending.into_iter().collect();
         publish_pending(
-            deps,
+            &deps.store,
+            deps.bus.as_ref(),
             &catalog.org,
             &catalog.taxes,
             external_id,
@@ -291,6 +304,13 @@ pub async fn close_subscription(
         consider(Some(at));
     }
     out.next_due = next;
+    // This run's own finalizations put events in the outbox (and published them): when the
+    // outbox is empty now, nothing is owed and the item may leave the due index; otherwise
+    // the sequence read first makes the save conflict and the item stays due.
+    let now_progress = deps.store.billing_progress(org_id, external_id).await?;
+    if now_progress.invoice_events.is_empty() && progress.invoice_events.is_empty() {
+        progress.outbox_seq = now_progress.outbox_seq;
+    }
     match deps
         .store
         .save_billing_progress(org_id, external_id, &progress, next)
@@ -477,7 +497,7 @@ pub(crate) async fn create_invoice(
                 record.value = numbered;
                 match deps
                     .store
-                    .write_numbered_invoice(org_id, &record, InvoiceWrite::Create, counters)
+                    .write_numbered_invoice(org_id, &record, InvoiceWrite::Create, counters, &[])
                     .await
                 {
                     Ok(()) => {

@@ -1,5 +1,6 @@
 //! Finalizing a draft (`PUT /invoices/{lago_id}/finalize`, or the clock when the grace period
-//! ends): refreshed from the usage, then numbered in the transaction that moves the counters.
+//! ends): refreshed from the usage, then numbered in the transaction that moves the counters
+//! and puts `invoice.created` in the outbox (see [`crate::invoice_events`]).
 
 use billing::{
     catalog::Record,
@@ -66,6 +67,7 @@ pub(crate) async fn finalize_draft(
             }
         }
         let owner = crate::lock_numbering(deps, org_id).await?;
+        let entry = invoice_events::outbox_entry(&base, "invoice.created");
         let written = async {
             let counters = deps
                 .store
@@ -81,7 +83,13 @@ pub(crate) async fn finalize_draft(
             );
             let r = deps
                 .store
-                .write_numbered_invoice(org_id, &numbered, InvoiceWrite::Replace, counters)
+                .write_numbered_invoice(
+                    org_id,
+                    &numbered,
+                    InvoiceWrite::Replace,
+                    counters,
+                    std::slice::from_ref(&entry),
+                )
                 .await;
             Ok::<_, StoreError>((numbered, r))
         }
@@ -91,13 +99,14 @@ pub(crate) async fn finalize_draft(
         match result {
             Ok(()) => {
                 deps.store.put_fee_pointers(org_id, &numbered.value).await?;
-                let event = invoice_events::invoice_event(
+                invoice_events::publish_outbox(
+                    deps,
                     catalog,
-                    customer.as_ref(),
-                    &numbered,
-                    "invoice.created",
-                );
-                invoice_events::publish(deps, vec![event]).await?;
+                    None,
+                    &numbered.value.external_subscription_id,
+                    &[entry],
+                )
+                .await?;
                 return Ok(numbered);
             }
             Err(NumberedWriteError::CounterMoved) => continue,
@@ -112,6 +121,11 @@ pub(crate) async fn finalize_draft(
 }
 
 /// `PUT /invoices/{lago_id}/finalize`.
+///
+/// A finalized invoice is not found (as lago-api), except by a retry of the finalization
+/// whose `invoice.created` is still in the outbox (its publish failed, or the request died
+/// after the write): the retry publishes it and answers the invoice, as the first request
+/// would have.
 pub async fn finalize_invoice(
     deps: &Deps,
     org_id: &str,
@@ -119,5 +133,21 @@ pub async fn finalize_invoice(
     now: DateTime<Utc>,
 ) -> Result<Record<Invoice>, InvoicingError> {
     let catalog = Catalog::load(&deps.store, org_id).await?;
-    finalize_draft(deps, &catalog, invoice_id, now, true).await
+    match finalize_draft(deps, &catalog, invoice_id, now, true).await {
+        Err(InvoicingError::NotFound(what)) => {
+            let current = match deps.store.get::<Invoice>(org_id, invoice_id).await {
+                Ok(r) => r,
+                Err(StoreError::NotFound) => return Err(InvoicingError::NotFound(what)),
+                Err(e) => return Err(e.into()),
+            };
+            let published =
+                invoice_events::flush_invoice(deps, &catalog, None, &current.value).await?;
+            if invoice_events::has_event(&published, "invoice.created") {
+                Ok(current)
+            } else {
+                Err(InvoicingError::NotFound(what))
+            }
+        }
+        other => other,
+    }
 }

@@ -186,7 +186,9 @@ pub fn render_pdf(lines: &[String]) -> Vec<u8> {
 }
 
 /// Renders and stores the document of a finalized (or voided) invoice, once, and records its
-/// key on the invoice; publishes `invoice.generated` when it is first generated.
+/// key on the invoice; publishes `invoice.generated` when it is first generated (the key and
+/// the event in the outbox are one write; a later download publishes an event the outbox
+/// still owes).
 pub async fn store_document(
     deps: &Deps,
     documents: &DocumentStore,
@@ -208,6 +210,7 @@ pub async fn store_document(
             return Err(InvoicingError::NotFound("invoice"));
         }
         if current.value.file_key.is_some() {
+            invoice_events::flush_invoice(deps, &catalog, Some(documents), &current.value).await?;
             return Ok(current);
         }
         let customer = invoice_events::customer_of(deps, org_id, &current.value).await?;
@@ -220,22 +223,26 @@ pub async fn store_document(
             ..current.clone()
         };
         next.value.file_key = Some(key);
+        let entry = invoice_events::outbox_entry(&next, "invoice.generated");
         match deps
             .store
-            .write_invoice(org_id, &next, InvoiceWrite::Replace)
+            .write_invoice_with_events(
+                org_id,
+                &next,
+                InvoiceWrite::Replace,
+                std::slice::from_ref(&entry),
+            )
             .await
         {
             Ok(()) => {
-                let mut event = invoice_events::invoice_event(
+                invoice_events::publish_outbox(
+                    deps,
                     &catalog,
-                    customer.as_ref(),
-                    &next,
-                    "invoice.generated",
-                );
-                if let Some(key) = &next.value.file_key {
-                    event.object["file_url"] = documents.presigned_url(key).await?.into();
-                }
-                invoice_events::publish(deps, vec![event]).await?;
+                    Some(documents),
+                    &next.value.external_subscription_id,
+                    &[entry],
+                )
+                .await?;
                 return Ok(next);
             }
             Err(StoreError::Conflict) => continue,

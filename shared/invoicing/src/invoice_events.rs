@@ -1,5 +1,16 @@
 //! The domain events of invoices, with the API's object shape (`InvoiceObjectExtended`), put
 //! on the bus for the webhook dispatcher.
+//!
+//! ## The outbox
+//! An invoice change made through the API (finalize, void, payment status, document) owes
+//! the bus an event. The change and an outbox entry naming the event
+//! ([`outbox_entry`]: `<invoice id>#<webhook type>#<invoice version>`) are written in one
+//! transaction (`BillingStore::write_invoice_with_events`); the event is then published and
+//! the entry removed ([`publish_outbox`]). Whatever a failed publish or a crash leaves behind
+//! is published by the client's retry of the request, or by the invoice worker on the next
+//! billing clock run (adding an entry marks the external subscription id due). The unique key
+//! derives from the entry, so every publication of one change carries the same
+//! `X-Lago-Unique-Key`.
 
 use billing::{
     catalog::{Record, customer::Customer},
@@ -64,13 +75,122 @@ pub fn invoice_event(
         webhook_type: webhook_type.to_owned(),
         object_type: "invoice".to_owned(),
         object: invoice_json(catalog, customer, record, None),
-        unique_key: derived_uuid(&[
-            "event",
-            &record.lago_id,
-            webhook_type,
-            &record.version.to_string(),
-        ]),
+        unique_key: unique_key(&record.lago_id, webhook_type, record.version),
     }
+}
+
+/// The `X-Lago-Unique-Key` of `webhook_type` about version `version` of invoice `invoice_id`.
+pub fn unique_key(invoice_id: &str, webhook_type: &str, version: u64) -> String {
+    derived_uuid(&["event", invoice_id, webhook_type, &version.to_string()])
+}
+
+/// The outbox entry of `webhook_type` about `record` (the version the change wrote).
+pub fn outbox_entry(record: &Record<Invoice>, webhook_type: &str) -> String {
+    format!("{}#{webhook_type}#{}", record.lago_id, record.version)
+}
+
+/// `(invoice id, webhook type, version)` of an outbox entry.
+fn parse_entry(entry: &str) -> Option<(&str, &str, u64)> {
+    let (rest, version) = entry.rsplit_once('#')?;
+    let (invoice_id, webhook_type) = rest.split_once('#')?;
+    Some((invoice_id, webhook_type, version.parse().ok()?))
+}
+
+/// The outbox entries of invoice `invoice_id` among `entries`.
+pub fn entries_of<'a>(
+    entries: impl IntoIterator<Item = &'a String>,
+    invoice_id: &str,
+) -> Vec<String> {
+    entries
+        .into_iter()
+        .filter(|e| parse_entry(e).is_some_and(|(id, _, _)| id == invoice_id))
+        .cloned()
+        .collect()
+}
+
+/// Publishes the outbox entries `entries` of external subscription id `external_id`, then
+/// removes them from the outbox. Each event shows its invoice as stored now, under the unique
+/// key of the change that owed it. An entry about an invoice that no longer exists is
+/// dropped; `invoice.generated` needs `documents` for its `file_url` and is left for a
+/// publisher that has them (the API: the next download publishes it). Returns the entries
+/// published.
+pub async fn publish_outbox(
+    deps: &Deps,
+    catalog: &Catalog,
+    documents: Option<&billing_aws::documents::DocumentStore>,
+    external_id: &str,
+    entries: &[String],
+) -> Result<Vec<String>, InvoicingError> {
+    let org_id = catalog.org.id.as_str();
+    let mut events = Vec::with_capacity(entries.len());
+    let mut done = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Some((invoice_id, webhook_type, version)) = parse_entry(entry) else {
+            done.push(entry.clone());
+            continue;
+        };
+        let record = match deps.store.get::<Invoice>(org_id, invoice_id).await {
+            Ok(r) => r,
+            Err(billing_aws::StoreError::NotFound) => {
+                done.push(entry.clone());
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let file_url = match (&record.value.file_key, webhook_type) {
+            (Some(key), "invoice.generated") => match documents {
+                Some(d) => Some(d.presigned_url(key).await?),
+                None => continue,
+            },
+            _ => None,
+        };
+        let customer = customer_of(deps, org_id, &record.value).await?;
+        let mut event = invoice_event(catalog, customer.as_ref(), &record, webhook_type);
+        event.unique_key = unique_key(invoice_id, webhook_type, version);
+        if let Some(url) = file_url {
+            event.object["file_url"] = url.into();
+        }
+        events.push(event);
+        done.push(entry.clone());
+    }
+    publish(deps, events).await?;
+    deps.store
+        .clear_invoice_events(org_id, external_id, &done)
+        .await?;
+    Ok(done)
+}
+
+/// Publishes what the outbox still owes for `invoice` (a retried request makes good the
+/// request it retries); returns the entries published.
+pub async fn flush_invoice(
+    deps: &Deps,
+    catalog: &Catalog,
+    documents: Option<&billing_aws::documents::DocumentStore>,
+    invoice: &Invoice,
+) -> Result<Vec<String>, InvoicingError> {
+    let progress = deps
+        .store
+        .billing_progress(&catalog.org.id, &invoice.external_subscription_id)
+        .await?;
+    let pending = entries_of(&progress.invoice_events, &invoice.lago_id);
+    if pending.is_empty() {
+        return Ok(pending);
+    }
+    publish_outbox(
+        deps,
+        catalog,
+        documents,
+        &invoice.external_subscription_id,
+        &pending,
+    )
+    .await
+}
+
+/// Whether `entries` hold a `webhook_type` event.
+pub fn has_event(entries: &[String], webhook_type: &str) -> bool {
+    entries
+        .iter()
+        .any(|e| parse_entry(e).is_some_and(|(_, t, _)| t == webhook_type))
 }
 
 /// Publishes events when a bus is configured.
@@ -95,5 +215,19 @@ pub async fn customer_of(
         Ok(c) => Ok(Some(c)),
         Err(billing_aws::StoreError::NotFound) => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outbox_entry_names_its_invoice_type_and_version() {
+        assert_eq!(
+            parse_entry("inv-1#invoice.payment_status_updated#7"),
+            Some(("inv-1", "invoice.payment_status_updated", 7))
+        );
+        assert_eq!(parse_entry("garbage"), None);
     }
 }

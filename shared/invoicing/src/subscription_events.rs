@@ -7,8 +7,11 @@
 //! derives from the subscription and the webhook type (a subscription starts, terminates or is
 //! canceled once), so a republished event keeps its key whoever publishes it.
 //!
-//! The clock's changes go through an outbox: [`outbox_key`]s are written with the change
-//! (`SubscriptionWrite::pending_events`), published by [`publish_pending`], then removed.
+//! Every change (the clock's and the API's) goes through an outbox: [`outbox_key`]s are
+//! written with the change (`SubscriptionWrite::pending_events`), published by
+//! [`publish_pending`], then removed. Whatever a failed publish or a crash leaves there is
+//! published by the invoice worker on the next billing clock run (the change marked the
+//! external id due), or by a retried request.
 
 use billing::catalog::{
     Record,
@@ -18,7 +21,10 @@ use billing::catalog::{
     subscription::{Subscription, SubscriptionStatus},
     tax::Tax,
 };
-use billing_aws::{BillingStore, StoreError, bus::DomainEvent};
+use billing_aws::{
+    BillingStore, StoreError,
+    bus::{DomainEvent, EventBus},
+};
 use chrono::{DateTime, Utc};
 use lago::dto::{
     customer::CustomerDto,
@@ -26,7 +32,7 @@ use lago::dto::{
     subscription::{SubscriptionDto, SubscriptionFacts},
 };
 
-use crate::{Deps, InvoicingError, derived_uuid, invoice_events};
+use crate::{InvoicingError, derived_uuid};
 
 /// The webhook type of a subscription whose status went from `before` (`None`: new) to `after`.
 pub fn status_event(
@@ -129,8 +135,10 @@ pub async fn subscription_event(
 /// Publishes the outbox entries `pending` of `external_id` (each about one of `family`), then
 /// removes them from the outbox. An entry about a subscription no longer in the family is
 /// dropped. A crash before the removal publishes them again under the same unique keys.
+#[allow(clippy::too_many_arguments)]
 pub async fn publish_pending(
-    deps: &Deps,
+    store: &BillingStore,
+    bus: Option<&EventBus>,
     org: &Organization,
     taxes: &[Record<Tax>],
     external_id: &str,
@@ -149,10 +157,12 @@ pub async fn publish_pending(
         let Some(record) = family.iter().find(|r| r.lago_id == subscription_id) else {
             continue;
         };
-        events.push(subscription_event(&deps.store, org, taxes, record, webhook_type, now).await?);
+        events.push(subscription_event(store, org, taxes, record, webhook_type, now).await?);
     }
-    invoice_events::publish(deps, events).await?;
-    deps.store
+    if let Some(bus) = bus {
+        bus.publish(&events).await?;
+    }
+    store
         .clear_pending_events(&org.id, external_id, pending)
         .await?;
     Ok(())

@@ -67,7 +67,9 @@ pub fn replaced_metadata(
 pub const METADATA_VALUE_MAX: usize = 140;
 
 /// Updates an invoice. A payment status is only set on a finalized invoice
-/// (405 `payment_status_update_on_draft_invoice` otherwise, as lago-api).
+/// (405 `payment_status_update_on_draft_invoice` otherwise, as lago-api). A changed status
+/// and `invoice.payment_status_updated` in the outbox are one write; any event the outbox
+/// still owes for the invoice (a retry of an update whose publish failed) is published too.
 pub async fn update_invoice(
     deps: &Deps,
     org_id: &str,
@@ -111,22 +113,21 @@ pub async fn update_invoice(
             next.value.metadata =
                 replaced_metadata(&current.value.metadata, entries, || (deps.ids)(), now);
         }
+        let events: Vec<String> = if status_changed {
+            vec![invoice_events::outbox_entry(
+                &next,
+                "invoice.payment_status_updated",
+            )]
+        } else {
+            Vec::new()
+        };
         match deps
             .store
-            .write_invoice(org_id, &next, InvoiceWrite::Replace)
+            .write_invoice_with_events(org_id, &next, InvoiceWrite::Replace, &events)
             .await
         {
             Ok(()) => {
-                if status_changed {
-                    let customer = invoice_events::customer_of(deps, org_id, &next.value).await?;
-                    let event = invoice_events::invoice_event(
-                        &catalog,
-                        customer.as_ref(),
-                        &next,
-                        "invoice.payment_status_updated",
-                    );
-                    invoice_events::publish(deps, vec![event]).await?;
-                }
+                invoice_events::flush_invoice(deps, &catalog, None, &next.value).await?;
                 return Ok(next);
             }
             Err(StoreError::Conflict) => continue,

@@ -10,7 +10,10 @@ use chrono::{DateTime, Utc};
 
 use crate::{Deps, InvoicingError, invoice_events, price_slot::Catalog};
 
-/// Voids an invoice; 405 `not_voidable` unless finalized and not paid.
+/// Voids an invoice; 405 `not_voidable` unless finalized and not paid. The voided invoice
+/// and `invoice.voided` in the outbox are one write; a retry of a void whose event is still
+/// in the outbox publishes it and answers the voided invoice, as the first request would
+/// have.
 pub async fn void_invoice(
     deps: &Deps,
     org_id: &str,
@@ -25,6 +28,13 @@ pub async fn void_invoice(
             Err(e) => return Err(e.into()),
         };
         if !current.value.voidable() {
+            if current.value.status == InvoiceState::Voided {
+                let published =
+                    invoice_events::flush_invoice(deps, &catalog, None, &current.value).await?;
+                if invoice_events::has_event(&published, "invoice.voided") {
+                    return Ok(current);
+                }
+            }
             return Err(InvoicingError::NotAllowed("not_voidable"));
         }
         let mut voided = Record {
@@ -34,20 +44,26 @@ pub async fn void_invoice(
         };
         voided.value.status = InvoiceState::Voided;
         voided.value.voided_at = Some(now);
+        let entry = invoice_events::outbox_entry(&voided, "invoice.voided");
         match deps
             .store
-            .write_invoice(org_id, &voided, InvoiceWrite::Replace)
+            .write_invoice_with_events(
+                org_id,
+                &voided,
+                InvoiceWrite::Replace,
+                std::slice::from_ref(&entry),
+            )
             .await
         {
             Ok(()) => {
-                let customer = invoice_events::customer_of(deps, org_id, &voided.value).await?;
-                let event = invoice_events::invoice_event(
+                invoice_events::publish_outbox(
+                    deps,
                     &catalog,
-                    customer.as_ref(),
-                    &voided,
-                    "invoice.voided",
-                );
-                invoice_events::publish(deps, vec![event]).await?;
+                    None,
+                    &voided.value.external_subscription_id,
+                    &[entry],
+                )
+                .await?;
                 return Ok(voided);
             }
             Err(StoreError::Conflict) => continue,

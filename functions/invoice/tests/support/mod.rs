@@ -10,7 +10,10 @@
 
 use std::{
     collections::BTreeMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
 };
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
@@ -51,11 +54,66 @@ pub struct Scenario {
     /// Where the bus's webhook rule puts every domain event.
     pub webhook_queue_url: String,
     pub metrics: BTreeMap<String, String>,
+    /// The bus of this scenario's publishers (see [`BusSwitch`]).
+    pub bus: Arc<BusSwitch>,
+}
+
+/// Turns the event bus off and on for every publisher of a scenario: while it is down, each
+/// `PutEvents` call fails before it is sent (an SDK interceptor), as when EventBridge is
+/// unreachable.
+#[derive(Debug, Default)]
+pub struct BusSwitch {
+    down: AtomicBool,
+    refused: AtomicUsize,
+}
+
+impl BusSwitch {
+    /// While `down`, every publish fails.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// How many `PutEvents` calls were refused.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct BusFault(Arc<BusSwitch>);
+
+impl aws_smithy_runtime_api::client::interceptors::Intercept for BusFault {
+    fn name(&self) -> &'static str {
+        "BusFault"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &aws_smithy_runtime_api::client::runtime_components::RuntimeComponents,
+        _cfg: &mut aws_smithy_types::config_bag::ConfigBag,
+    ) -> Result<(), aws_smithy_runtime_api::box_error::BoxError> {
+        if self.0.down.load(Ordering::SeqCst) {
+            self.0.refused.fetch_add(1, Ordering::SeqCst);
+            return Err("injected fault: the bus is down".into());
+        }
+        Ok(())
+    }
 }
 
 impl Scenario {
-    /// A fresh stack and an organization named `name` (prefix: its first three letters).
+    /// A fresh stack and an organization named `name` (prefix: its first three letters). The
+    /// API publishes no domain event (only the worker does).
     pub async fn start(name: &str) -> Scenario {
+        Self::start_with(name, false).await
+    }
+
+    /// As [`Scenario::start`], with the API publishing its domain events on the bus too.
+    pub async fn start_with_api_bus(name: &str) -> Scenario {
+        Self::start_with(name, true).await
+    }
+
+    async fn start_with(name: &str, api_bus: bool) -> Scenario {
         assert!(
             std::env::var("AWS_ENDPOINT_URL").is_ok_and(|v| !v.is_empty()),
             "AWS_ENDPOINT_URL is not set: these tests run against the AWS emulator. Start it with \
@@ -86,12 +144,24 @@ impl Scenario {
         };
         store.create_organization(&org, &key).await.unwrap();
         let clock = Arc::new(Mutex::new(t("2024-01-01T00:00:00Z")));
+        let switch = Arc::new(BusSwitch::default());
+        let bus = billing_aws::bus::EventBus::with_client(
+            aws_sdk_eventbridge::Client::from_conf(
+                aws_sdk_eventbridge::config::Builder::from(&sdk)
+                    .interceptor(BusFault(switch.clone()))
+                    .build(),
+            ),
+            var(infra::BUS.env_var),
+        );
         let mut deps = api::Deps::new(store.clone())
             .with_usage(usage.clone())
             .with_documents(billing_aws::documents::DocumentStore::new(
                 &sdk,
                 var(infra::DOCUMENTS_BUCKET.env_var),
             ));
+        if api_bus {
+            deps = deps.with_bus(bus.clone());
+        }
         let c = clock.clone();
         deps.clock = Arc::new(move || *c.lock().unwrap());
         let wall = clock.clone();
@@ -105,10 +175,7 @@ impl Scenario {
             invoicing: invoicing::Deps {
                 store: store.clone(),
                 usage,
-                bus: Some(billing_aws::bus::EventBus::new(
-                    &sdk,
-                    var(infra::BUS.env_var),
-                )),
+                bus: Some(bus),
                 ids: Arc::new(|| uuid::Uuid::new_v4().to_string()),
                 // The wall clock is the API's clock, which the test moves.
                 clock: Arc::new(move || *wall.lock().unwrap()),
@@ -121,6 +188,7 @@ impl Scenario {
             billing_queue_url,
             webhook_queue_url: var(infra::WEBHOOK_QUEUE.env_var),
             metrics: BTreeMap::new(),
+            bus: switch,
         }
     }
 

@@ -49,6 +49,10 @@ pub struct Stack {
     pub dlq_url: String,
     pub private_key_secret: String,
     pub public_key_secret: String,
+    /// The usage table (for the invoice worker).
+    pub usage_table: String,
+    /// The billing queue (between the billing clock and the invoice worker).
+    pub billing_queue_url: String,
     api: Router,
 }
 
@@ -89,9 +93,38 @@ impl Stack {
             dlq_url: var(infra::WEBHOOK_QUEUE.dlq_env_var),
             private_key_secret: var(infra::WEBHOOK_PRIVATE_KEY.env_var),
             public_key_secret,
+            usage_table: var(infra::USAGE_TABLE.env_var),
+            billing_queue_url: var(infra::BILLING_QUEUE.env_var),
             store,
             api,
             sdk,
+        }
+    }
+
+    /// The billing clock and the invoice worker as the local runner wires them
+    /// (`POST /_local/billing-run`), publishing on this stack's bus.
+    pub fn billing_runner(&self) -> local_runner::billing_run::BillingRunner {
+        local_runner::billing_run::BillingRunner {
+            clock: billing_clock::Deps {
+                store: self.store.clone(),
+                queue: billing_aws::billing_queue::BillingQueue::new(
+                    &self.sdk,
+                    self.billing_queue_url.clone(),
+                ),
+            },
+            invoice: invoicing::Deps {
+                store: self.store.clone(),
+                usage: billing_aws::usage::UsageStore::new(&self.sdk, self.usage_table.clone()),
+                bus: Some(self.bus.clone()),
+                ids: Arc::new(|| uuid::Uuid::new_v4().to_string()),
+                clock: Arc::new(chrono::Utc::now),
+            },
+            poller: QueuePoller::new(
+                self.sqs.clone(),
+                self.billing_queue_url.clone(),
+                Duration::ZERO,
+                Duration::ZERO,
+            ),
         }
     }
 

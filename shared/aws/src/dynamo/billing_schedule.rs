@@ -9,9 +9,17 @@
 //!   whether a subscription fee was billed; the drafts waiting for their grace period to end.
 //!
 //! - the **pending subscription events** (`pending_events`, a string set of
-//!   `<subscription id>#<webhook type>`): the domain events of a change the billing clock
-//!   made, added in the change's own transaction and removed once published, so a worker that
-//!   crashed between the two publishes them on redelivery (an outbox).
+//!   `<subscription id>#<webhook type>`): the domain events of a subscription change (by the
+//!   billing clock or the API), added in the change's own transaction and removed once
+//!   published, so a worker or a request that crashed between the two is made good (an
+//!   outbox);
+//! - the **pending invoice events** (`invoice_events`, a string set of
+//!   `<invoice id>#<webhook type>#<invoice version>`): the same outbox for the API's invoice
+//!   changes (finalize, void, payment status, document), added in the transaction that writes
+//!   the invoice ([`invoice_outbox`]). Adding one also marks the item due and moves
+//!   `outbox_seq`, so the next billing clock run hands the external id to the invoice worker,
+//!   which publishes whatever is still pending: the outbox's sweeper is the hourly clock,
+//!   with no permission beyond the ones the clock and the worker already have.
 //!
 //! Every change to an external id's subscriptions ([`BillingStore::write_subscriptions`])
 //! marks the item due at the change's time, in the same transaction (see [`touch`]); the
@@ -92,6 +100,35 @@ pub(crate) fn touch(
     Ok(TransactWriteItem::builder().update(update).build())
 }
 
+/// The transaction item that puts invoice events `entries` in the outbox of `external_id`
+/// and marks it due at `at` (the billing clock then looks at it: the sweeper of the outbox).
+/// `outbox_seq` moves so that a worker which read the item before cannot take it out of the
+/// due index ([`BillingStore::save_billing_progress`] is conditional on it).
+pub(crate) fn invoice_outbox(
+    table: &str,
+    org_id: &str,
+    external_id: &str,
+    at: DateTime<Utc>,
+    entries: &[String],
+) -> Result<TransactWriteItem, StoreError> {
+    let update = Update::builder()
+        .table_name(table)
+        .key("pk", s(org_pk(org_id)))
+        .key("sk", s(sched_sk(external_id)))
+        .update_expression(
+            "SET gsi1pk = :due, gsi1sk = :at, org_id = :org, external_id = :ext ADD invoice_events :ev, outbox_seq :one",
+        )
+        .expression_attribute_values(":due", s(format!("DUE#{}", shard_of(org_id, external_id))))
+        .expression_attribute_values(":at", s(due_sk(at, org_id, external_id)))
+        .expression_attribute_values(":org", s(org_id))
+        .expression_attribute_values(":ext", s(external_id))
+        .expression_attribute_values(":ev", AttributeValue::Ss(entries.to_vec()))
+        .expression_attribute_values(":one", AttributeValue::N("1".into()))
+        .build()
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
 /// An external id's invoicing progress.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BillingProgress {
@@ -106,6 +143,12 @@ pub struct BillingProgress {
     /// Subscription events written by a change and not yet published
     /// (`<subscription id>#<webhook type>`).
     pub pending_events: BTreeSet<String>,
+    /// Invoice events written by an invoice change and not yet published
+    /// (`<invoice id>#<webhook type>#<invoice version>`).
+    pub invoice_events: BTreeSet<String>,
+    /// How many times invoice events were put in the outbox (the progress is saved, and the
+    /// item leaves the due index, only if it did not move since it was read).
+    pub outbox_seq: u64,
 }
 
 /// One due entry the clock found.
@@ -170,17 +213,25 @@ impl BillingStore {
                     .map(|t| (k, t.with_timezone(&Utc)))
             })
             .collect();
-        let pending_events = item
-            .get("pending_events")
-            .and_then(|v| v.as_ss().ok())
-            .map(|v| v.iter().cloned().collect())
-            .unwrap_or_default();
+        let string_set = |k: &str| -> BTreeSet<String> {
+            item.get(k)
+                .and_then(|v| v.as_ss().ok())
+                .map(|v| v.iter().cloned().collect())
+                .unwrap_or_default()
+        };
+        let outbox_seq = item
+            .get("outbox_seq")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
         Ok(BillingProgress {
             head_version,
             cursors: string_map(item.get("cursors")),
             fee_billed,
             drafts,
-            pending_events,
+            pending_events: string_set("pending_events"),
+            invoice_events: string_set("invoice_events"),
+            outbox_seq,
         })
     }
 
@@ -201,6 +252,29 @@ impl BillingStore {
             .key("pk", s(org_pk(org_id)))
             .key("sk", s(sched_sk(external_id)))
             .update_expression("DELETE pending_events :ev")
+            .expression_attribute_values(":ev", AttributeValue::Ss(published.to_vec()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Removes published invoice events from the outbox of an external id (removing an absent
+    /// one changes nothing, so a re-run is harmless).
+    pub async fn clear_invoice_events(
+        &self,
+        org_id: &str,
+        external_id: &str,
+        published: &[String],
+    ) -> Result<(), StoreError> {
+        if published.is_empty() {
+            return Ok(());
+        }
+        self.client()
+            .update_item()
+            .table_name(self.table())
+            .key("pk", s(org_pk(org_id)))
+            .key("sk", s(sched_sk(external_id)))
+            .update_expression("DELETE invoice_events :ev")
             .expression_attribute_values(":ev", AttributeValue::Ss(published.to_vec()))
             .send()
             .await?;
@@ -233,7 +307,17 @@ impl BillingStore {
                 ":hv",
                 AttributeValue::N(progress.head_version.to_string()),
             )
-            .condition_expression("attribute_not_exists(head_version) OR head_version = :hv");
+            .condition_expression(if progress.outbox_seq == 0 {
+                "(attribute_not_exists(head_version) OR head_version = :hv) AND attribute_not_exists(outbox_seq)"
+            } else {
+                "(attribute_not_exists(head_version) OR head_version = :hv) AND outbox_seq = :os"
+            });
+        if progress.outbox_seq != 0 {
+            request = request.expression_attribute_values(
+                ":os",
+                AttributeValue::N(progress.outbox_seq.to_string()),
+            );
+        }
         request = match next_due {
             Some(at) => request
                 .update_expression(

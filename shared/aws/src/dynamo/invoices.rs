@@ -614,6 +614,52 @@ impl BillingStore {
         }
     }
 
+    /// Writes an invoice as [`BillingStore::write_invoice`] does and, in the same
+    /// transaction, puts the domain events `events` of the change in the outbox of its
+    /// external subscription id (see `billing_schedule::invoice_outbox`): the change and the
+    /// record of what it owes the bus are written together or not at all.
+    pub async fn write_invoice_with_events(
+        &self,
+        org_id: &str,
+        record: &Record<Invoice>,
+        mode: InvoiceWrite,
+        events: &[String],
+    ) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return self.write_invoice(org_id, record, mode).await;
+        }
+        let item = mapping::to_item(org_id, record)?;
+        let items = vec![
+            TransactWriteItem::builder()
+                .put(invoice_put(self.table(), item, mode, record.version)?)
+                .build(),
+            super::billing_schedule::invoice_outbox(
+                self.table(),
+                org_id,
+                &record.value.external_subscription_id,
+                record.updated_at,
+                events,
+            )?,
+        ];
+        let result = self
+            .client()
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match super::plans::transaction_failures(&e) {
+                Some(failed) if failed.first().copied().unwrap_or(false) => Err(match mode {
+                    InvoiceWrite::Create => StoreError::AlreadyExists,
+                    InvoiceWrite::Replace => StoreError::Conflict,
+                }),
+                Some(failed) if failed.iter().any(|f| *f) => Err(StoreError::Conflict),
+                _ => Err(e.into()),
+            },
+        }
+    }
+
     /// The last invoice sequential ids of a customer and of the organization.
     pub async fn invoice_counters(
         &self,
@@ -650,15 +696,18 @@ impl BillingStore {
     }
 
     /// Writes a finalized invoice numbered `read + 1` on both counters, in one transaction
-    /// that also moves the counters from the values read: no gap, no duplicate.
+    /// that also moves the counters from the values read: no gap, no duplicate. `events`
+    /// (the change's domain events) go to the outbox in the same transaction, as in
+    /// [`BillingStore::write_invoice_with_events`].
     pub async fn write_numbered_invoice(
         &self,
         org_id: &str,
         record: &Record<Invoice>,
         mode: InvoiceWrite,
         read: InvoiceCounters,
+        events: &[String],
     ) -> Result<(), NumberedWriteError> {
-        let mut items = Vec::with_capacity(3);
+        let mut items = Vec::with_capacity(4);
         for (key, current) in [
             (counter_key(Some(&record.value.customer_id)), read.customer),
             (counter_key(None), read.organization),
@@ -693,6 +742,15 @@ impl BillingStore {
                 .put(invoice_put(self.table(), item, mode, record.version)?)
                 .build(),
         );
+        if !events.is_empty() {
+            items.push(super::billing_schedule::invoice_outbox(
+                self.table(),
+                org_id,
+                &record.value.external_subscription_id,
+                record.updated_at,
+                events,
+            )?);
+        }
         let result = self
             .client()
             .transact_write_items()
