@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         BillingStore::new(&sdk, config::required("BILLING_TABLE")?),
         UsageStore::new(&sdk, config::required("USAGE_TABLE")?),
     )
-    .with_bus(EventBus::new(&sdk, config::required("EVENT_BUS_NAME")?));
+    .with_bus(EventBus::from_env(&sdk)?);
     let deps = &deps;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<SqsBatchResponse, lambda_runtime::Error>(aggregate::handler(deps, event.payload).await)

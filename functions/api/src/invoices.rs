@@ -16,7 +16,7 @@ use billing_aws::{StoreError, dynamo::LIST_SCAN_MAX};
 use chrono::NaiveDate;
 use invoicing::{
     InvoicingError,
-    invoice_events::{customer_object, invoice_json},
+    invoice_events::{customer_object, invoice_json, invoice_subscriptions},
     price_slot::Catalog,
     update_invoice::{InvoiceUpdate, MetadataInput},
 };
@@ -143,9 +143,18 @@ async fn extended(
         ),
         _ => None,
     };
+    let subscriptions = invoice_subscriptions(
+        &deps.store,
+        &catalog,
+        customer.as_ref(),
+        &record.value,
+        (deps.clock)(),
+    )
+    .await
+    .map_err(invoicing_error)?;
     Ok(http::ok(
         RESOURCE,
-        invoice_json(&catalog, customer.as_ref(), record, file_url),
+        invoice_json(&catalog, customer.as_ref(), record, subscriptions, file_url),
     ))
 }
 

@@ -14,7 +14,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::run(api::router(
         api::Deps::new(store)
             .with_usage(usage)
-            .with_bus(EventBus::new(&sdk, config::required("EVENT_BUS_NAME")?))
+            .with_bus(EventBus::from_env(&sdk)?)
             .with_webhook_public_key(billing_aws::webhook_keys::PublicKeySource::secret(
                 billing_aws::webhook_keys::Secrets::new(&sdk),
                 config::required("WEBHOOK_PUBLIC_KEY_SECRET")?,

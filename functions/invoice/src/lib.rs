@@ -21,12 +21,13 @@ use billing_aws::{
 use chrono::{DateTime, Utc};
 use invoicing::{Deps, close_subscription::close_subscription};
 
-/// The worker's dependencies from `BILLING_TABLE`, `USAGE_TABLE` and `EVENT_BUS_NAME`.
+/// The worker's dependencies from `BILLING_TABLE`, `USAGE_TABLE`, `EVENT_BUS_NAME` and
+/// `DOCUMENTS_BUCKET`.
 pub fn deps_from_env(sdk: &aws_config::SdkConfig) -> Result<Deps, config::MissingVar> {
     Ok(Deps {
         store: BillingStore::new(sdk, config::required("BILLING_TABLE")?),
         usage: UsageStore::new(sdk, config::required("USAGE_TABLE")?),
-        bus: Some(EventBus::new(sdk, config::required("EVENT_BUS_NAME")?)),
+        bus: Some(EventBus::from_env(sdk)?),
         ids: std::sync::Arc::new(|| uuid::Uuid::new_v4().to_string()),
         clock: std::sync::Arc::new(Utc::now),
     })

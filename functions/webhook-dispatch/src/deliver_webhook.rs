@@ -37,6 +37,9 @@ pub enum DeliveryError {
     /// endpoint, so this is corrupt state).
     #[error("organization has no webhook hmac key")]
     MissingHmacKey,
+    /// The event's object was stored aside (too large for the bus) and cannot be read.
+    #[error("event object: {0}")]
+    Object(String),
     /// The body could not be serialized or signed.
     #[error("signing: {0}")]
     Sign(#[from] SignError),
@@ -81,6 +84,14 @@ pub async fn deliver_webhook(deps: &Deps, event: &DomainEvent) -> Result<Deliver
         return Ok(report);
     }
 
+    let stored;
+    let event = match &event.object_key {
+        Some(key) => {
+            stored = with_stored_object(deps, event, key).await?;
+            &stored
+        }
+        None => event,
+    };
     let body = webhook_body(event)?;
     let algos = |a| pending.iter().any(|e| e.value.signature_algo() == a);
     let jwt = if algos(SignatureAlgo::Jwt) {
@@ -159,4 +170,31 @@ pub async fn deliver_webhook(deps: &Deps, event: &DomainEvent) -> Result<Deliver
         }
     }
     Ok(report)
+}
+
+/// `event` with its object read back from the overflow bucket, where the publisher put it
+/// under `key` because the event was too large for the bus.
+async fn with_stored_object(
+    deps: &Deps,
+    event: &DomainEvent,
+    key: &str,
+) -> Result<DomainEvent, DeliveryError> {
+    // The key is the publisher's; an event can only name an object of its own organization.
+    if key != billing_aws::bus::overflow_key(event) {
+        return Err(DeliveryError::Object(
+            "the stored object belongs to another event".into(),
+        ));
+    }
+    let documents = deps
+        .documents
+        .as_ref()
+        .ok_or_else(|| DeliveryError::Object("no documents bucket is configured".into()))?;
+    let bytes = documents.get(key).await?;
+    let object =
+        serde_json::from_slice(&bytes).map_err(|e| DeliveryError::Object(e.to_string()))?;
+    Ok(DomainEvent {
+        object,
+        object_key: None,
+        ..event.clone()
+    })
 }

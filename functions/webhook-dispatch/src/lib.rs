@@ -37,6 +37,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use billing_aws::{
     BillingStore,
     config::{MissingVar, required},
+    documents::DocumentStore,
     infra,
     redelivery::Redelivery,
     webhook_keys::{KeyError, SecretText, Secrets},
@@ -72,6 +73,8 @@ pub struct Deps {
     pub backoff: Backoff,
     /// Now (delivery records' timestamps).
     pub clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    /// Where the objects of events too large for the bus are kept (`DOCUMENTS_BUCKET`).
+    pub documents: Option<DocumentStore>,
 }
 
 /// The dispatcher could not start.
@@ -107,7 +110,14 @@ impl Deps {
             http,
             backoff: Backoff::DEFAULT,
             clock: Arc::new(Utc::now),
+            documents: None,
         })
+    }
+
+    /// The same dependencies reading large events' objects from `documents`.
+    pub fn with_documents(mut self, documents: DocumentStore) -> Self {
+        self.documents = Some(documents);
+        self
     }
 
     /// The same dependencies with another backoff.
@@ -129,6 +139,8 @@ pub struct Config {
     pub private_key: PrivateKey,
     /// `LAGO_API_URL`: the JWT issuer, as in lago-api.
     pub api_url: String,
+    /// `DOCUMENTS_BUCKET`, where the objects of events too large for the bus are kept.
+    pub documents_bucket: Option<String>,
 }
 
 /// Where the RSA private key comes from.
@@ -152,6 +164,7 @@ impl Config {
             queue_url: required(infra::WEBHOOK_QUEUE.env_var)?,
             private_key,
             api_url: required("LAGO_API_URL")?,
+            documents_bucket: required(infra::DOCUMENTS_BUCKET.env_var).ok(),
         })
     }
 }
@@ -166,11 +179,15 @@ impl Deps {
             PrivateKey::Pem(pem) => pem.clone(),
             PrivateKey::Secret(id) => Secrets::new(sdk).read(id).await?,
         };
-        Deps::new(
+        let deps = Deps::new(
             BillingStore::new(sdk, config.billing_table.clone()),
             Redelivery::new(sdk, config.queue_url.clone()),
             Signer::new(&pem, config.api_url.clone())?,
-        )
+        )?;
+        Ok(match &config.documents_bucket {
+            Some(bucket) => deps.with_documents(DocumentStore::new(sdk, bucket.clone())),
+            None => deps,
+        })
     }
 }
 

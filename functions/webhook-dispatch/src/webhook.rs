@@ -65,6 +65,7 @@ mod tests {
             object_type: "subscription".into(),
             object: json!({"lago_id": "sub-1", "external_id": "ext"}),
             unique_key: "key-1".into(),
+            object_key: None,
         }
     }
 

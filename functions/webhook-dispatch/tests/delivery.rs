@@ -11,7 +11,7 @@ use base64::{
     Engine,
     engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
 };
-use billing_aws::infra::WEBHOOK_QUEUE;
+use billing_aws::{bus::DomainEvent, infra::WEBHOOK_QUEUE};
 use chrono::Datelike;
 use hmac::{Hmac, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -496,4 +496,143 @@ async fn an_invoice_created_by_the_invoice_worker_reaches_the_endpoint_once() {
         .expect("the billing run");
     assert_eq!(stack.poll(&deps).await.failed, 0);
     assert_eq!(receiver.hits().len(), 1);
+}
+
+#[tokio::test]
+async fn an_event_too_large_for_the_bus_reaches_the_endpoint_whole_through_the_bucket() {
+    // Given an endpoint, and an invoice object of about 500 KB (thousands of fees), far over
+    // the 256 KB EventBridge and SQS take,
+    let stack = Stack::provision().await;
+    let org = stack.organization("Acme").await;
+    let receiver = Receiver::start(200).await;
+    org.endpoint(json!({"webhook_url": receiver.url, "signature_algo": "hmac"}))
+        .await;
+    let deps = stack.dispatcher(Backoff::NONE).await;
+    let fees: Vec<Value> = (0..8000)
+        .map(|i| json!({"lago_id": format!("fee-{i:05}"), "amount_cents": i, "item": {"code": "calls"}}))
+        .collect();
+    let object = json!({"lago_id": uuid::Uuid::new_v4().to_string(), "fees": fees});
+    assert!(object.to_string().len() > 2 * billing_aws::bus::PUT_EVENTS_MAX_BYTES);
+
+    // when it is published (with two small events in the same call) and the dispatcher polls,
+    let small = |key: &str| DomainEvent {
+        organization_id: org.id.clone(),
+        webhook_type: "subscription.started".into(),
+        object_type: "subscription".into(),
+        object: subscription(key),
+        unique_key: uuid::Uuid::new_v4().to_string(),
+        object_key: None,
+    };
+    let large = DomainEvent {
+        organization_id: org.id.clone(),
+        webhook_type: "invoice.created".into(),
+        object_type: "invoice".into(),
+        object: object.clone(),
+        unique_key: uuid::Uuid::new_v4().to_string(),
+        object_key: None,
+    };
+    let (first, last) = (small("sub_1"), small("sub_2"));
+    stack
+        .bus
+        .publish(&[first.clone(), large.clone(), last.clone()])
+        .await
+        .expect("the bus takes all three");
+    let mut delivered = 0;
+    while delivered < 3 {
+        let report = stack.poll(&deps).await;
+        assert!(report.received > 0, "three messages reach the queue");
+        assert_eq!(report.failed, 0);
+        delivered += report.received;
+    }
+
+    // then the webhook carries the whole object, signed over the bytes sent,
+    let hits = receiver.hits();
+    assert_eq!(hits.len(), 3);
+    let hit = hits
+        .iter()
+        .find(|h| h.header("x-lago-unique-key") == large.unique_key)
+        .expect("the large event was delivered");
+    let body: Value = serde_json::from_slice(&hit.body).expect("JSON");
+    assert_eq!(
+        body,
+        json!({"webhook_type": "invoice.created", "object_type": "invoice",
+               "organization_id": org.id, "invoice": object})
+    );
+    let key = org.get("/api/v1/webhooks/hmac_key").await["webhook"]["hmac_key"]
+        .as_str()
+        .expect("an hmac key")
+        .to_owned();
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("a key");
+    mac.update(&hit.body);
+    assert_eq!(
+        hit.header("x-lago-signature"),
+        STANDARD.encode(mac.finalize().into_bytes())
+    );
+    assert_eq!(stack.outstanding().await, 0);
+    // and it went through the bucket (the emulator's bus would take an oversized entry that
+    // AWS refuses), while the small events went inline.
+    let documents =
+        billing_aws::documents::DocumentStore::new(&stack.sdk, stack.documents_bucket.clone());
+    let stored = documents
+        .get(&billing_aws::bus::overflow_key(&large))
+        .await
+        .expect("the large object is in the bucket");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&stored).expect("JSON"),
+        object
+    );
+    for inline in [&first, &last] {
+        assert!(
+            documents
+                .get(&billing_aws::bus::overflow_key(inline))
+                .await
+                .is_err()
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_event_naming_an_object_that_is_not_its_own_is_never_delivered() {
+    // Given two organizations, each with an endpoint, and a large event of the first stored
+    // through the bucket,
+    let stack = Stack::provision().await;
+    let acme = stack.organization("Acme").await;
+    let other = stack.organization("Other").await;
+    let receiver = Receiver::start(200).await;
+    other
+        .endpoint(json!({"webhook_url": receiver.url, "signature_algo": "hmac"}))
+        .await;
+    let deps = stack.dispatcher(Backoff::NONE).await;
+    let secret = DomainEvent {
+        organization_id: acme.id.clone(),
+        webhook_type: "invoice.created".into(),
+        object_type: "invoice".into(),
+        object: json!({"secret": "x".repeat(300_000)}),
+        unique_key: uuid::Uuid::new_v4().to_string(),
+        object_key: None,
+    };
+    stack
+        .bus
+        .publish(std::slice::from_ref(&secret))
+        .await
+        .expect("published");
+    while stack.poll(&deps).await.received > 0 {}
+
+    // when an event of the other organization names the first one's stored object,
+    let forged = DomainEvent {
+        organization_id: other.id.clone(),
+        webhook_type: "invoice.created".into(),
+        object_type: "invoice".into(),
+        object: Value::Null,
+        unique_key: uuid::Uuid::new_v4().to_string(),
+        object_key: Some(billing_aws::bus::overflow_key(&secret)),
+    };
+    let delivered = webhook_dispatch::deliver_webhook(&deps, &forged).await;
+
+    // then nothing is sent: the key is not the event's own.
+    assert!(
+        matches!(delivered, Err(webhook_dispatch::DeliveryError::Object(_))),
+        "{delivered:?}"
+    );
+    assert!(receiver.hits().is_empty());
 }

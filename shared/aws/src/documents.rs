@@ -59,6 +59,20 @@ impl DocumentStore {
         Ok(())
     }
 
+    /// Stores a JSON document under `key` (overwriting).
+    pub async fn put_json(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| unavailable(aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
     /// Reads a document.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
         let out = self

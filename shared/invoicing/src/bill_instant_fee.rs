@@ -192,6 +192,7 @@ pub async fn bill_instant_fee(
             object_type: "fee".to_owned(),
             object: standalone_fee_object(&stored.value),
             unique_key: derived_uuid(&["event", &fee_id, "fee.created"]),
+            object_key: None,
         };
         invoice_events::publish(deps, vec![event]).await?;
         return Ok(InstantBilled::Fee {

@@ -551,7 +551,35 @@ pub(crate) async fn complete(
         _ => None,
     };
     if let Some(kind) = kind {
-        let event = invoice_events::invoice_event(catalog, context.customer.as_ref(), record, kind);
+        let priced = context
+            .subscriptions
+            .iter()
+            .find(|p| p.subscription.lago_id == record.value.subscription_id);
+        let subscriptions = match priced {
+            Some(p) => vec![invoice_events::subscription_object(
+                &p.subscription,
+                &p.plan.value,
+                p.timezone,
+                record.updated_at,
+            )?],
+            None => {
+                invoice_events::invoice_subscriptions(
+                    &deps.store,
+                    catalog,
+                    context.customer.as_ref(),
+                    &record.value,
+                    record.updated_at,
+                )
+                .await?
+            }
+        };
+        let event = invoice_events::invoice_event(
+            catalog,
+            context.customer.as_ref(),
+            record,
+            subscriptions,
+            kind,
+        );
         invoice_events::publish(deps, vec![event]).await?;
     }
     deps.store

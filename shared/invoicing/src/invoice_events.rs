@@ -13,12 +13,18 @@
 //! `X-Lago-Unique-Key`.
 
 use billing::{
-    catalog::{Record, customer::Customer},
+    catalog::{Record, customer::Customer, plan::Plan, subscription::Subscription},
     invoice::Invoice,
     period::local_date,
 };
-use billing_aws::bus::DomainEvent;
-use lago::dto::{customer::CustomerDto, invoice::invoice_object};
+use billing_aws::{BillingStore, StoreError, bus::DomainEvent};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use lago::dto::{
+    customer::CustomerDto,
+    invoice::invoice_object,
+    subscription::{SubscriptionDto, SubscriptionFacts},
+};
 
 use crate::{Deps, InvoicingError, derived_uuid, price_slot::Catalog};
 
@@ -45,21 +51,80 @@ pub fn customer_object(
     .unwrap_or(serde_json::Value::Null)
 }
 
-/// The `InvoiceObjectExtended` of an invoice, as the API and the events show it.
+/// The `SubscriptionObject` an invoice lists: `subscription` priced by `plan`, its period
+/// and trial as of `now` in `timezone` (the customer's).
+pub fn subscription_object(
+    subscription: &Record<Subscription>,
+    plan: &Plan,
+    timezone: Tz,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, InvoicingError> {
+    let s = &subscription.value;
+    let facts = SubscriptionFacts {
+        trial_ended_at: s.trial_ended_at(plan, now),
+        current_billing_period: s.current_billing_period(plan, timezone, now)?,
+    };
+    serde_json::to_value(SubscriptionDto::new(subscription, plan, &facts))
+        .map_err(|e| InvoicingError::Corrupt(e.to_string()))
+}
+
+/// The `subscriptions` of `invoice`'s object, read from the store: its subscription with the
+/// plan that prices it, or nothing when either is gone.
+pub async fn invoice_subscriptions(
+    store: &BillingStore,
+    catalog: &Catalog,
+    customer: Option<&Record<Customer>>,
+    invoice: &Invoice,
+    now: DateTime<Utc>,
+) -> Result<Vec<serde_json::Value>, InvoicingError> {
+    let org = &catalog.org;
+    let family = store
+        .subscriptions_by_external_id(&org.id, &invoice.external_subscription_id)
+        .await?;
+    let Some(subscription) = family
+        .into_iter()
+        .find(|r| r.lago_id == invoice.subscription_id)
+    else {
+        return Ok(Vec::new());
+    };
+    let plan = match store
+        .get::<Plan>(&org.id, subscription.value.effective_plan_code())
+        .await
+    {
+        Ok(p) => p,
+        Err(StoreError::NotFound) => return Ok(Vec::new()),
+        Err(e) => return Err(e.into()),
+    };
+    let timezone = customer.map_or(org.settings.timezone, |c| {
+        c.value.applicable_timezone(org.settings.timezone)
+    });
+    Ok(vec![subscription_object(
+        &subscription,
+        &plan.value,
+        timezone,
+        now,
+    )?])
+}
+
+/// The `InvoiceObjectExtended` of an invoice, as the API and the events show it, listing
+/// `subscriptions` (see [`invoice_subscriptions`]).
 pub fn invoice_json(
     catalog: &Catalog,
     customer: Option<&Record<Customer>>,
     record: &Record<Invoice>,
+    subscriptions: Vec<serde_json::Value>,
     file_url: Option<String>,
 ) -> serde_json::Value {
     let today = local_date(record.updated_at, catalog.org.settings.timezone);
-    invoice_object(
+    let mut object = invoice_object(
         record,
         Some(customer_object(catalog, customer)),
         file_url,
         today,
         true,
-    )
+    );
+    object["subscriptions"] = serde_json::Value::Array(subscriptions);
+    object
 }
 
 /// A `webhook_type` event about an invoice, keyed by the invoice, the type and its version so
@@ -68,14 +133,16 @@ pub fn invoice_event(
     catalog: &Catalog,
     customer: Option<&Record<Customer>>,
     record: &Record<Invoice>,
+    subscriptions: Vec<serde_json::Value>,
     webhook_type: &str,
 ) -> DomainEvent {
     DomainEvent {
         organization_id: catalog.org.id.clone(),
         webhook_type: webhook_type.to_owned(),
         object_type: "invoice".to_owned(),
-        object: invoice_json(catalog, customer, record, None),
+        object: invoice_json(catalog, customer, record, subscriptions, None),
         unique_key: unique_key(&record.lago_id, webhook_type, record.version),
+        object_key: None,
     }
 }
 
@@ -145,7 +212,21 @@ pub async fn publish_outbox(
             _ => None,
         };
         let customer = customer_of(deps, org_id, &record.value).await?;
-        let mut event = invoice_event(catalog, customer.as_ref(), &record, webhook_type);
+        let subscriptions = invoice_subscriptions(
+            &deps.store,
+            catalog,
+            customer.as_ref(),
+            &record.value,
+            record.updated_at,
+        )
+        .await?;
+        let mut event = invoice_event(
+            catalog,
+            customer.as_ref(),
+            &record,
+            subscriptions,
+            webhook_type,
+        );
         event.unique_key = unique_key(invoice_id, webhook_type, version);
         if let Some(url) = file_url {
             event.object["file_url"] = url.into();

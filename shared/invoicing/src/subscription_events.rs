@@ -129,6 +129,7 @@ pub async fn subscription_event(
         object_type: "subscription".to_owned(),
         object,
         unique_key: unique_key(&record.lago_id, webhook_type),
+        object_key: None,
     })
 }
 

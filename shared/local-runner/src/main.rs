@@ -84,19 +84,17 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
 
     let ingest_deps =
         ingest::Deps::new(store.clone(), events.clone(), queue.clone(), usage.clone());
-    let aggregate_deps = aggregate::Deps::new(store.clone(), usage.clone()).with_bus(
-        billing_aws::bus::EventBus::new(sdk, var(infra::BUS.env_var)?),
-    );
+    // Every publisher keeps the objects of events too large for the bus in the documents
+    // bucket, as the Lambdas do.
+    let documents_bucket = var(infra::DOCUMENTS_BUCKET.env_var)?;
+    let documents = billing_aws::documents::DocumentStore::new(sdk, documents_bucket.clone());
+    let bus = billing_aws::bus::EventBus::new(sdk, var(infra::BUS.env_var)?)
+        .with_overflow(documents.clone());
+    let aggregate_deps = aggregate::Deps::new(store.clone(), usage.clone()).with_bus(bus.clone());
     let api_deps = api::Deps::new(store)
         .with_usage(usage)
-        .with_bus(billing_aws::bus::EventBus::new(
-            sdk,
-            var(infra::BUS.env_var)?,
-        ))
-        .with_documents(billing_aws::documents::DocumentStore::new(
-            sdk,
-            var(infra::DOCUMENTS_BUCKET.env_var)?,
-        ));
+        .with_bus(bus.clone())
+        .with_documents(documents);
     let api_deps =
         api_deps.with_webhook_public_key(billing_aws::webhook_keys::PublicKeySource::secret(
             billing_aws::webhook_keys::Secrets::new(sdk),
@@ -123,10 +121,7 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
         invoice: invoicing::Deps {
             store: billing_store.clone(),
             usage: usage_store.clone(),
-            bus: Some(billing_aws::bus::EventBus::new(
-                sdk,
-                var(infra::BUS.env_var)?,
-            )),
+            bus: Some(bus),
             ids: std::sync::Arc::new(|| uuid::Uuid::new_v4().to_string()),
             clock: std::sync::Arc::new(chrono::Utc::now),
         },
@@ -155,6 +150,7 @@ async fn serve(sdk: &aws_config::SdkConfig, prefix: &str) -> anyhow::Result<()> 
                 infra::WEBHOOK_PRIVATE_KEY.env_var
             )?),
             api_url: issuer,
+            documents_bucket: Some(documents_bucket),
         },
     )
     .await?

@@ -53,6 +53,8 @@ pub struct Stack {
     pub usage_table: String,
     /// The billing queue (between the billing clock and the invoice worker).
     pub billing_queue_url: String,
+    /// The documents bucket (also where events too large for the bus keep their objects).
+    pub documents_bucket: String,
     api: Router,
 }
 
@@ -86,8 +88,12 @@ impl Stack {
                     public_key_secret.clone(),
                 )),
         );
+        let documents_bucket = var(infra::DOCUMENTS_BUCKET.env_var);
         Stack {
-            bus: EventBus::new(&sdk, var(infra::BUS.env_var)),
+            bus: EventBus::new(&sdk, var(infra::BUS.env_var)).with_overflow(
+                billing_aws::documents::DocumentStore::new(&sdk, documents_bucket.clone()),
+            ),
+            documents_bucket,
             sqs: aws_sdk_sqs::Client::new(&sdk),
             queue_url: var(infra::WEBHOOK_QUEUE.env_var),
             dlq_url: var(infra::WEBHOOK_QUEUE.dlq_env_var),
@@ -136,6 +142,7 @@ impl Stack {
             queue_url: self.queue_url.clone(),
             private_key: PrivateKey::Secret(self.private_key_secret.clone()),
             api_url: ISSUER.to_owned(),
+            documents_bucket: Some(self.documents_bucket.clone()),
         };
         Deps::from_config(&self.sdk, &config)
             .await
@@ -188,6 +195,7 @@ impl Stack {
             object_type,
             object,
             unique_key: uuid::Uuid::new_v4().to_string(),
+            object_key: None,
         };
         self.bus
             .publish(std::slice::from_ref(&event))

@@ -172,6 +172,22 @@ pub fn derived_id(owner: &str, key: &str) -> String {
     }
 }
 
+/// The `lago_charge_filter_id` of the filter of charge `charge_id` that matches `values`: derived
+/// from the charge and the filter's values (each list taken as a set), so it is the same on
+/// every fee of that filter and survives a plan update that keeps the filter.
+pub fn charge_filter_id(charge_id: &str, values: &BTreeMap<String, Vec<String>>) -> String {
+    let canonical: BTreeMap<&String, Vec<&String>> = values
+        .iter()
+        .map(|(k, v)| {
+            let mut v: Vec<&String> = v.iter().collect();
+            v.sort();
+            v.dedup();
+            (k, v)
+        })
+        .collect();
+    derived_id(charge_id, &format!("filter:{}", json!(canonical)))
+}
+
 fn fee_status(invoice: &Invoice) -> &'static str {
     invoice.payment_status.as_str()
 }
@@ -283,18 +299,22 @@ pub fn fee_object_of(i: &FeeOwner<'_>, f: &Fee) -> Value {
             })
         }
     };
-    let (charge_id, true_up_fee_id, true_up_parent_fee_id) = match &f.item {
+    let (charge_id, charge_filter_id, true_up_fee_id, true_up_parent_fee_id) = match &f.item {
         FeeItem::Charge {
             charge_id,
+            filter_values,
             true_up_fee_id,
             true_up_parent_fee_id,
             ..
         } => (
             Some(charge_id.clone()),
+            filter_values
+                .as_ref()
+                .map(|values| charge_filter_id(charge_id, values)),
             true_up_fee_id.clone(),
             true_up_parent_fee_id.clone(),
         ),
-        FeeItem::Subscription { .. } => (None, None, None),
+        FeeItem::Subscription { .. } => (None, None, None, None),
     };
     let amount_details = match &f.item {
         FeeItem::Subscription {
@@ -305,7 +325,7 @@ pub fn fee_object_of(i: &FeeOwner<'_>, f: &Fee) -> Value {
     json!({
         "lago_id": f.lago_id,
         "lago_charge_id": charge_id,
-        "lago_charge_filter_id": null,
+        "lago_charge_filter_id": charge_filter_id,
         "lago_fixed_charge_id": null,
         "lago_invoice_id": i.invoice_id,
         "lago_true_up_fee_id": true_up_fee_id,
@@ -474,4 +494,49 @@ pub fn usage_period_object(r: &Record<Invoice>) -> Value {
         "total_amount_cents": amount + taxes,
         "charges_usage": charges_usage,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.iter().map(|s| (*s).to_owned()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_charge_filter_id_depends_on_the_charge_and_the_set_of_values_only() {
+        let charge = "2f1e5a4c-0000-4000-8000-000000000001";
+        let a = charge_filter_id(charge, &values(&[("region", &["eu", "us"])]));
+        assert_eq!(
+            uuid::Uuid::parse_str(&a).map(|u| u.to_string()),
+            Ok(a.clone())
+        );
+        // Order and repetition inside a list do not matter.
+        assert_eq!(
+            a,
+            charge_filter_id(charge, &values(&[("region", &["us", "eu", "us"])]))
+        );
+        // Another value set, another key, or another charge is another filter.
+        assert_ne!(a, charge_filter_id(charge, &values(&[("region", &["eu"])])));
+        assert_ne!(
+            a,
+            charge_filter_id(charge, &values(&[("zone", &["eu", "us"])]))
+        );
+        assert_ne!(
+            a,
+            charge_filter_id(
+                "2f1e5a4c-0000-4000-8000-000000000002",
+                &values(&[("region", &["eu", "us"])])
+            )
+        );
+        // Values are not confused with their separators.
+        assert_ne!(
+            charge_filter_id(charge, &values(&[("a", &["b,c"])])),
+            charge_filter_id(charge, &values(&[("a", &["b", "c"])]))
+        );
+    }
 }
