@@ -47,25 +47,20 @@ impl DocumentStore {
     /// Stores a PDF under `key` (overwriting: a document is rendered from an immutable,
     /// finalized invoice, so a re-render writes the same content).
     pub async fn put_pdf(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("application/pdf")
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| unavailable(aws_sdk_s3::error::DisplayErrorContext(e)))?;
-        Ok(())
+        self.put(key, "application/pdf", bytes).await
     }
 
     /// Stores a JSON document under `key` (overwriting).
     pub async fn put_json(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.put(key, "application/json", bytes).await
+    }
+
+    async fn put(&self, key: &str, content_type: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
         self.client
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .content_type("application/json")
+            .content_type(content_type)
             .body(ByteStream::from(bytes))
             .send()
             .await
