@@ -627,6 +627,61 @@ async fn far_timezone_anniversaries_bill_at_the_local_midnight_of_the_anniversar
 }
 
 #[tokio::test]
+async fn a_month_crossing_a_daylight_saving_change_counts_local_days() {
+    // Given `nov` (3000 a month in arrears, 0.50 per call) for a New York customer from
+    // 2 Nov 2024 10:00 local (14:00 UTC, EDT = UTC-4), calendar. Clocks move back to EST
+    // (UTC-5) on 3 Nov, so November's local midnights are 04:00 UTC before and 05:00 UTC
+    // after (§5), and November lasts 30 days and one hour of UTC time.
+    let mut s = Scenario::start("Acme").await;
+    s.metric("calls").await;
+    s.plan(
+        "nov",
+        "monthly",
+        3000,
+        false,
+        json!({}),
+        &[("calls", "0.5")],
+    )
+    .await;
+    s.customer("ny", "America/New_York", None).await;
+    s.now("2024-11-02T14:00:00Z");
+    s.subscribe("sub", "ny", "nov", "calendar", "2024-11-02T14:00:00Z")
+        .await;
+    // 2 calls at 30 Nov 23:30 EST (1 Dec 04:30 UTC), 1 at 1 Dec 00:00 EST.
+    s.usage("sub", "calls", "2024-12-01T04:30:00Z", 2).await;
+    s.usage("sub", "calls", "2024-12-01T05:00:00Z", 1).await;
+
+    s.bill("2024-12-01T04:59:59Z").await;
+    assert!(
+        s.invoices_of("sub").await.is_empty(),
+        "still November in New York"
+    );
+    s.bill("2024-12-01T05:00:00Z").await;
+    s.bill("2025-01-01T05:00:00Z").await;
+    let invoices = s.invoices_of("sub").await;
+    assert_eq!(invoices.len(), 2);
+    // 2 – 30 Nov local. §6.5: days = ceil((to − from − (offset(from) − offset(to))) / 1 d)
+    // = ceil((29 d + 1 h − ε − (−4 h − (−5 h))) / 1 d) = 29, not the naive ceil(29 d + 1 h)
+    // = 30; and November is 30 days (§6.4), not 31. 29 × 3000/30 = 2900. Calls: 2 × 50 = 100.
+    assert_eq!(
+        subscription_fee(&invoices[0]),
+        sub_fee(2900, "2024-11-02T04:00:00Z", "2024-12-01T04:59:59Z")
+    );
+    assert_eq!(
+        charges_window(&invoices[0]),
+        window("2024-11-02T14:00:00Z", "2024-12-01T04:59:59Z")
+    );
+    assert_eq!(totals(&invoices[0]), (3000, 0, 3000));
+    assert_eq!(invoices[0]["issuing_date"], "2024-12-01");
+    // December local: 3000 in full, 1 call = 50.
+    assert_eq!(
+        subscription_fee(&invoices[1]),
+        sub_fee(3000, "2024-12-01T05:00:00Z", "2025-01-01T04:59:59Z")
+    );
+    assert_eq!(totals(&invoices[1]), (3050, 0, 3050));
+}
+
+#[tokio::test]
 async fn taxes_come_from_the_charge_the_plan_the_customer_or_the_organization_first_found() {
     // Given four taxes: `org` 10 % (an organization default), `cus` 5.5 %, `plan` 12.5 %,
     // `chg` 7 %; metrics `calls` and `sms`; `bare` (3100 a month in arrears, 0.50 per call, no
