@@ -11,30 +11,7 @@ use std::collections::BTreeMap;
 
 use http::{Method, StatusCode};
 use serde_json::json;
-use support::{Scenario, fee, subscription_fee, totals};
-
-/// A scenario with a `calls` count metric, a 20 % VAT tax and a monthly plan `basic`
-/// (3100 cents in arrears, 0.50 EUR per call, VAT on the plan).
-async fn basic(name: &str) -> Scenario {
-    let mut s = Scenario::start(name).await;
-    s.metric("calls").await;
-    s.ok(
-        Method::POST,
-        "/taxes",
-        Some(json!({"tax": {"name": "VAT", "code": "vat", "rate": "20"}})),
-    )
-    .await;
-    s.plan(
-        "basic",
-        "monthly",
-        3100,
-        false,
-        json!({"tax_codes": ["vat"]}),
-        &[("calls", "0.5")],
-    )
-    .await;
-    s
-}
+use support::{Scenario, basic, fee, subscription_fee, totals};
 
 #[tokio::test]
 async fn a_calendar_month_in_arrears_started_mid_month_is_prorated_then_billed_in_full() {

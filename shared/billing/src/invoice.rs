@@ -1180,14 +1180,48 @@ pub fn compute_invoice(
             continue;
         }
         let priced = price_charge(charge, line.usage, b.charges_duration_days(), currency)?;
-        let first_fee = fees.len();
         let mut used = Money::zero(currency);
         let mut used_precise = Decimal::ZERO;
-        for bf in priced {
+        for bf in &priced {
             used = used.checked_add(&bf.fee.amount())?;
             used_precise += bf.fee.precise_amount_cents();
-            if !bf.fee.is_billable() {
+        }
+        // The minimum spend is compared with every fee of the charge, all filters and groups
+        // together (SEMANTICS §4.12).
+        let true_up = if charge.min_amount_cents() > 0 {
+            // The upgrade day belongs to the new plan (SEMANTICS §4.12, §6.5): one day less
+            // on the old subscription's termination invoice.
+            let terminated_by_upgrade = lines.slot.kind == SlotKind::Termination
+                && terminated_by(lines.timeline.subscription) == Some(PlanChange::Upgrade);
+            let days = subscription_days(
+                b.charges_from_datetime(),
+                b.charges_to_datetime(),
+                tz,
+                terminated_by_upgrade,
+            );
+            minimum_spend_true_up(
+                Money::new(charge.min_amount_cents(), currency),
+                b.charges_duration_days(),
+                u32::try_from(days.max(0)).unwrap_or(0),
+                used,
+                used_precise,
+            )?
+        } else {
+            None
+        };
+        // A true-up is linked to the default bucket's fee, which is then kept even without
+        // usage (SEMANTICS §4.11: a fee with a true-up relation is persisted; §4.12).
+        let true_up_parent = true_up
+            .as_ref()
+            .and_then(|_| priced.iter().position(|bf| bf.bucket == Bucket::Default));
+        let mut parent_fee = None;
+        for (i, bf) in priced.into_iter().enumerate() {
+            let is_parent = true_up_parent == Some(i);
+            if !bf.fee.is_billable() && !is_parent {
                 continue;
+            }
+            if is_parent {
+                parent_fee = Some(fees.len());
             }
             let key = format!(
                 "charge#{}#{}#{:?}",
@@ -1218,70 +1252,53 @@ pub fn compute_invoice(
             });
             taxes_of.push(line.taxes.clone());
         }
-        if charge.min_amount_cents() > 0 {
-            // The upgrade day belongs to the new plan (SEMANTICS §4.12, §6.5): one day less
-            // on the old subscription's termination invoice.
-            let terminated_by_upgrade = lines.slot.kind == SlotKind::Termination
-                && terminated_by(lines.timeline.subscription) == Some(PlanChange::Upgrade);
-            let days = subscription_days(
-                b.charges_from_datetime(),
-                b.charges_to_datetime(),
-                tz,
-                terminated_by_upgrade,
-            );
-            let true_up = minimum_spend_true_up(
-                Money::new(charge.min_amount_cents(), currency),
-                b.charges_duration_days(),
-                u32::try_from(days.max(0)).unwrap_or(0),
-                used,
-                used_precise,
-            )?;
-            if let Some(t) = true_up {
-                let key = format!("true_up#{}", charge.lago_id());
-                let id = fee_id(&key);
-                let parent = fees.get(first_fee).map(|f| f.lago_id.clone());
-                if let Some(FeeItem::Charge { true_up_fee_id, .. }) =
-                    fees.get_mut(first_fee).map(|f| &mut f.item)
-                {
-                    *true_up_fee_id = Some(id.clone());
-                }
-                fees.push(Fee {
-                    lago_id: id,
-                    item: FeeItem::Charge {
-                        charge_id: charge.lago_id().to_owned(),
-                        charge_code: charge.code().to_owned(),
-                        charge_display_name: charge.invoice_display_name().map(str::to_owned),
-                        metric_id: charge.billable_metric_id().to_owned(),
-                        metric_code: line.metric.code().to_owned(),
-                        metric_name: line.metric.name().to_owned(),
-                        metric_description: line.metric.description().map(str::to_owned),
-                        filter_values: None,
-                        filter_display_name: None,
-                        grouped_by: Vec::new(),
-                        true_up_parent_fee_id: parent,
-                        true_up_fee_id: None,
-                    },
-                    amount_cents: t.amount().cents(),
-                    precise_amount_cents: t.precise_amount_cents(),
-                    units: Decimal::ONE,
-                    total_aggregated_units: Decimal::ONE,
-                    events_count: 0,
-                    precise_unit_amount: Decimal::from(t.amount().cents())
-                        / currency.subunit_to_unit(),
-                    taxes_amount_cents: 0,
-                    taxes_precise_amount_cents: Decimal::ZERO,
-                    taxes_rate: Decimal::ZERO,
-                    applied_taxes: Vec::new(),
-                    precise_coupons_amount_cents: Decimal::ZERO,
-                    from_datetime: b.charges_from_datetime(),
-                    to_datetime: b.charges_to_datetime(),
-                    created_at: lines.now,
-                    pay_in_advance: false,
-                    invoiceable: true,
-                    event_transaction_id: None,
-                });
-                taxes_of.push(line.taxes.clone());
+        if let Some(t) = true_up {
+            let key = format!("true_up#{}", charge.lago_id());
+            let id = fee_id(&key);
+            let parent = parent_fee
+                .and_then(|i| fees.get(i))
+                .map(|f| f.lago_id.clone());
+            if let Some(FeeItem::Charge { true_up_fee_id, .. }) = parent_fee
+                .and_then(|i| fees.get_mut(i))
+                .map(|f| &mut f.item)
+            {
+                *true_up_fee_id = Some(id.clone());
             }
+            fees.push(Fee {
+                lago_id: id,
+                item: FeeItem::Charge {
+                    charge_id: charge.lago_id().to_owned(),
+                    charge_code: charge.code().to_owned(),
+                    charge_display_name: charge.invoice_display_name().map(str::to_owned),
+                    metric_id: charge.billable_metric_id().to_owned(),
+                    metric_code: line.metric.code().to_owned(),
+                    metric_name: line.metric.name().to_owned(),
+                    metric_description: line.metric.description().map(str::to_owned),
+                    filter_values: None,
+                    filter_display_name: None,
+                    grouped_by: Vec::new(),
+                    true_up_parent_fee_id: parent,
+                    true_up_fee_id: None,
+                },
+                amount_cents: t.amount().cents(),
+                precise_amount_cents: t.precise_amount_cents(),
+                units: Decimal::ONE,
+                total_aggregated_units: Decimal::ONE,
+                events_count: 0,
+                precise_unit_amount: Decimal::from(t.amount().cents()) / currency.subunit_to_unit(),
+                taxes_amount_cents: 0,
+                taxes_precise_amount_cents: Decimal::ZERO,
+                taxes_rate: Decimal::ZERO,
+                applied_taxes: Vec::new(),
+                precise_coupons_amount_cents: Decimal::ZERO,
+                from_datetime: b.charges_from_datetime(),
+                to_datetime: b.charges_to_datetime(),
+                created_at: lines.now,
+                pay_in_advance: false,
+                invoiceable: true,
+                event_transaction_id: None,
+            });
+            taxes_of.push(line.taxes.clone());
         }
     }
 
@@ -1453,6 +1470,141 @@ mod tests {
             next.map(|s| s.map(|s| s.at)),
             Ok(Some(utc("2024-03-01T00:00:00Z")))
         );
+    }
+
+    #[test]
+    fn a_minimum_spend_true_up_hangs_on_the_default_bucket_fee_even_without_its_usage() {
+        // Given a count charge at 1 EUR with a filter region=eu at 2 EUR and a 25 EUR
+        // minimum spend, on a calendar month in arrears from 1 Jan 2024, and 3 eu events only.
+        use crate::{
+            aggregation::{EventKey, UsageEvent},
+            catalog::{
+                metric::{BillableMetric, BillableMetricInput},
+                plan::{ChargeFilterInput, ChargeInput},
+            },
+            charge_model::properties::ChargePropertiesInput,
+            usage::ChargeSpec,
+        };
+        let amount = |a: &str| ChargePropertiesInput {
+            amount: Some(a.into()),
+            ..Default::default()
+        };
+        let metric = BillableMetric::new(BillableMetricInput {
+            name: Some("Requests".into()),
+            code: Some("requests".into()),
+            aggregation_type: Some("count_agg".into()),
+            filters: Some(vec![("region".into(), vec!["eu".into(), "us".into()])]),
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let charge = Charge::new(
+            ChargeInput {
+                lago_id: "c1".into(),
+                created_at: utc("2024-01-01T00:00:00Z"),
+                parent_id: None,
+                code: None,
+                charge_model: Some("standard".into()),
+                properties: Some(amount("1")),
+                filters: vec![ChargeFilterInput {
+                    values: [("region".to_owned(), vec!["eu".to_owned()])].into(),
+                    properties: amount("2"),
+                    invoice_display_name: Some("Europe".into()),
+                }],
+                pay_in_advance: false,
+                invoiceable: true,
+                prorated: false,
+                regroup_paid_fees: None,
+                min_amount_cents: Some(2500),
+                tax_codes: Vec::new(),
+                invoice_display_name: None,
+            },
+            "bm",
+            &metric,
+        )
+        .unwrap_or_else(|e| panic!("{e:?}"));
+        let p = plan("monthly", false, None);
+        let s = sub("2024-01-01T00:00:00Z", BillingTime::Calendar, Tz::UTC);
+        let t = SubscriptionTimeline {
+            subscription: &s,
+            created_at: utc("2024-01-01T00:00:00Z"),
+            plan: &p,
+            timezone: Tz::UTC,
+        };
+        let at = utc("2024-02-01T00:00:00Z");
+        let boundaries = t
+            .dates()
+            .map(|d| d.invoice_boundaries(at))
+            .unwrap_or_else(|| panic!("dates"))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let mut usage = ChargeSpec::for_charge(&charge, &metric, Tz::UTC)
+            .usage(
+                boundaries.charges_from_datetime(),
+                boundaries.charges_to_datetime(),
+                boundaries.charges_duration_days(),
+            )
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let eu = [("region", "eu")];
+        for i in 0..3 {
+            usage
+                .fold(&UsageEvent::new(
+                    EventKey::new(utc("2024-01-10T00:00:00Z"), i),
+                    &eu,
+                ))
+                .unwrap_or_else(|e| panic!("{e:?}"));
+        }
+        let lines = InvoiceLines {
+            invoice_id: "i1",
+            timeline: &t,
+            slot: Slot {
+                at,
+                kind: SlotKind::Periodic,
+            },
+            boundaries,
+            subscription_fee: None,
+            subscription_taxes: Vec::new(),
+            charges: vec![ChargeLine {
+                charge: &charge,
+                metric: &metric,
+                usage: &usage,
+                taxes: Vec::new(),
+            }],
+            renewal: None,
+            now: at,
+        };
+
+        // When the invoice is computed.
+        let computed = compute_invoice(&lines, &|k: &str| k.to_owned(), true)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+
+        // Then: Europe 3 × 2 EUR = 600; the default bucket's fee is kept at 0 (it carries the
+        // true-up, SEMANTICS §4.11); the true-up is 2500 × 31/31 − 600 = 1900, linked to it.
+        let shown: Vec<(String, i64, Option<String>, Option<String>)> = computed
+            .fees
+            .iter()
+            .map(|f| match &f.item {
+                FeeItem::Charge {
+                    true_up_parent_fee_id,
+                    true_up_fee_id,
+                    ..
+                } => (
+                    f.lago_id.clone(),
+                    f.amount_cents,
+                    true_up_parent_fee_id.clone(),
+                    true_up_fee_id.clone(),
+                ),
+                FeeItem::Subscription { .. } => (f.lago_id.clone(), f.amount_cents, None, None),
+            })
+            .collect();
+        let default = "charge#c1#default#[]".to_owned();
+        assert_eq!(
+            shown,
+            vec![
+                ("charge#c1#filter:0#[]".into(), 600, None, None),
+                (default.clone(), 0, None, Some("true_up#c1".into())),
+                ("true_up#c1".into(), 1900, Some(default), None),
+            ]
+        );
+        assert_eq!(computed.amounts.fees_amount_cents, 2500);
     }
 
     #[test]

@@ -251,6 +251,57 @@ impl Scenario {
         );
     }
 
+    /// A billable metric from its JSON body (`aggregation_type`, `filters`, ...; `name` and
+    /// `code` are `code`).
+    pub async fn metric_with(&mut self, code: &str, extra: Value) {
+        let mut body = json!({"name": code, "code": code, "aggregation_type": "count_agg"});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let v = self
+            .ok(
+                Method::POST,
+                "/billable_metrics",
+                Some(json!({ "billable_metric": body })),
+            )
+            .await;
+        self.metrics.insert(
+            code.into(),
+            v["billable_metric"]["lago_id"].as_str().unwrap().into(),
+        );
+    }
+
+    /// A tax `code` at `rate` percent; `organization` makes it a default of the organization.
+    pub async fn tax(&self, code: &str, rate: &str, organization: bool) {
+        self.ok(
+            Method::POST,
+            "/taxes",
+            Some(json!({"tax": {
+                "name": code, "code": code, "rate": rate,
+                "applied_to_organization": organization,
+            }})),
+        )
+        .await;
+    }
+
+    /// A plan from its JSON body; each charge names its metric by `"metric": code` (replaced by
+    /// the metric's `billable_metric_id`).
+    pub async fn plan_json(&self, mut plan: Value) {
+        if let Some(charges) = plan["charges"].as_array_mut() {
+            for c in charges {
+                if let Some(code) = c
+                    .as_object_mut()
+                    .and_then(|o| o.remove("metric"))
+                    .and_then(|m| m.as_str().map(str::to_owned))
+                {
+                    c["billable_metric_id"] = json!(self.metrics[&code]);
+                }
+            }
+        }
+        self.ok(Method::POST, "/plans", Some(json!({ "plan": plan })))
+            .await;
+    }
+
     /// A plan; `charges` are `(metric code, unit price)` standard charges.
     pub async fn plan(
         &self,
@@ -298,6 +349,17 @@ impl Scenario {
             .clone()
     }
 
+    /// A customer from its JSON body (`external_id`, `name` and `timezone` set here).
+    pub async fn customer_with(&self, external_id: &str, timezone: &str, extra: Value) -> Value {
+        let mut c = json!({"external_id": external_id, "name": external_id, "timezone": timezone});
+        if let (Some(b), Some(e)) = (c.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        self.ok(Method::POST, "/customers", Some(json!({"customer": c})))
+            .await["customer"]
+            .clone()
+    }
+
     /// `POST /subscriptions` at the API's current time.
     pub async fn subscribe(
         &self,
@@ -321,14 +383,32 @@ impl Scenario {
 
     /// `count` usage events of metric `code` at `at`, folded by the aggregate worker.
     pub async fn usage(&self, external_subscription_id: &str, code: &str, at: &str, count: usize) {
+        self.usage_with(external_subscription_id, code, at, count, &[])
+            .await;
+    }
+
+    /// `count` usage events of metric `code` at `at`, each with `properties`, folded by the
+    /// aggregate worker in one message.
+    pub async fn usage_with(
+        &self,
+        external_subscription_id: &str,
+        code: &str,
+        at: &str,
+        count: usize,
+        properties: &[(&str, &str)],
+    ) {
         let ts_ms = t(at).timestamp_millis();
+        let props: BTreeMap<String, String> = properties
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         let events: Vec<QueuedEvent> = (0..count)
             .map(|i| QueuedEvent {
                 tx: uuid::Uuid::new_v4().to_string(),
                 code: code.into(),
                 ts_ms,
                 seq: i as u64,
-                props: BTreeMap::new(),
+                props: props.clone(),
                 amt: None,
             })
             .collect();
@@ -542,6 +622,29 @@ impl Scenario {
     }
 }
 
+/// A scenario with a `calls` count metric, a 20 % VAT tax and a monthly plan `basic`
+/// (3100 cents in arrears, 0.50 EUR per call, VAT on the plan).
+pub async fn basic(name: &str) -> Scenario {
+    let mut s = Scenario::start(name).await;
+    s.metric("calls").await;
+    s.ok(
+        Method::POST,
+        "/taxes",
+        Some(json!({"tax": {"name": "VAT", "code": "vat", "rate": "20"}})),
+    )
+    .await;
+    s.plan(
+        "basic",
+        "monthly",
+        3100,
+        false,
+        json!({"tax_codes": ["vat"]}),
+        &[("calls", "0.5")],
+    )
+    .await;
+    s
+}
+
 /// The fee of `invoice` whose item type is `kind` (`subscription` or `charge`).
 pub fn fee<'a>(invoice: &'a Value, kind: &str) -> &'a Value {
     invoice["fees"]
@@ -550,6 +653,58 @@ pub fn fee<'a>(invoice: &'a Value, kind: &str) -> &'a Value {
         .iter()
         .find(|f| f["item"]["type"] == kind)
         .unwrap_or_else(|| panic!("no {kind} fee in {invoice:#}"))
+}
+
+/// Every fee of `invoice` whose item type is `kind` (`subscription` or `charge`).
+pub fn fees<'a>(invoice: &'a Value, kind: &str) -> Vec<&'a Value> {
+    invoice["fees"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["item"]["type"] == kind)
+        .collect()
+}
+
+/// The charge fees of `invoice` on metric `code`.
+pub fn charge_fees<'a>(invoice: &'a Value, code: &str) -> Vec<&'a Value> {
+    fees(invoice, "charge")
+        .into_iter()
+        .filter(|f| f["item"]["code"] == code)
+        .collect()
+}
+
+/// `(tax_code, amount_cents)` of `applied_taxes` (a fee's or an invoice's), sorted by code.
+pub fn applied_taxes(v: &Value) -> Vec<(String, i64)> {
+    let mut out: Vec<(String, i64)> = v["applied_taxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["tax_code"].as_str().unwrap().to_owned(),
+                t["amount_cents"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The invoice whose billing period has `reason` (`subscription_starting`, ...).
+pub fn with_reason<'a>(invoices: &'a [Value], reason: &str) -> &'a Value {
+    invoices
+        .iter()
+        .find(|i| i["billing_periods"][0]["invoicing_reason"] == reason)
+        .unwrap_or_else(|| panic!("no {reason} invoice in {invoices:#?}"))
+}
+
+/// `(charges_from_datetime, charges_to_datetime)` of the invoice's billing period.
+pub fn charges_window(invoice: &Value) -> (String, String) {
+    let p = &invoice["billing_periods"][0];
+    (
+        p["charges_from_datetime"].as_str().unwrap().to_owned(),
+        p["charges_to_datetime"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// `(amount_cents, from_date, to_date)` of the subscription fee.
