@@ -25,8 +25,8 @@ use billing::{
         subscription::{Subscription, SubscriptionStatus, pending_successor},
     },
     invoice::{
-        Invoice, InvoiceState, PaymentStatus, Slot, Transition, activate, due_transition, end,
-        issuing_date, next_transition_at, number_invoice, rotate,
+        Invoice, InvoiceState, PaymentStatus, Slot, SlotKind, Transition, activate, due_transition,
+        end, issuing_date, next_transition_at, number_invoice, rotate,
     },
     invoice_number::draft_number,
     invoice_totals::{InvoiceKind, InvoiceStatus, status_on_creation},
@@ -44,9 +44,11 @@ use std::collections::BTreeSet;
 
 use crate::{
     Deps, InvoicingError,
+    credit_terminated_subscription::credit_terminated_subscription,
     finalize_invoice::finalize_draft,
     invoice_events, invoice_id,
     price_slot::{Catalog, context_timezone, price_slot, timeline},
+    spend_credit_notes::spend_credit_notes,
     subscription_events::{outbox_key, publish_pending, status_event},
 };
 
@@ -243,6 +245,28 @@ pub async fn close_subscription(
     };
     for ps in &context.subscriptions {
         let sub_id = ps.subscription.lago_id.clone();
+        // A termination not closed yet: its credit note first (before any invoice that may
+        // spend it, the termination's own included).
+        let termination = ps
+            .subscription
+            .value
+            .terminated_at()
+            .filter(|t| *t <= at)
+            .map(|t| {
+                Slot {
+                    at: t,
+                    kind: SlotKind::Termination,
+                }
+                .key()
+            });
+        if let Some(key) = &termination
+            && progress
+                .cursors
+                .get(&sub_id)
+                .is_none_or(|c| c.as_str() < key.as_str())
+        {
+            credit_terminated_subscription(deps, &catalog, ps).await?;
+        }
         let line = timeline(ps);
         let slots = line.slots(progress.cursors.get(&sub_id).map(String::as_str), at)?;
         for slot in slots {
@@ -258,6 +282,16 @@ pub async fn close_subscription(
             {
                 progress.drafts.insert(invoice.lago_id.clone(), when);
             }
+        }
+        // Without a termination invoice (`on_termination_invoice: skip`) no slot marks the
+        // termination as closed: the cursor does, so its credit note is not looked for again.
+        if let Some(key) = termination
+            && progress
+                .cursors
+                .get(&sub_id)
+                .is_none_or(|c| c.as_str() < key.as_str())
+        {
+            progress.cursors.insert(sub_id.clone(), key);
         }
     }
     let due_drafts: Vec<String> = progress
@@ -402,6 +436,7 @@ async fn claim_slot(
         file_key: None,
         finalized_at: None,
         voided_at: None,
+        credits: Vec::new(),
     };
     if status == InvoiceStatus::Draft {
         invoice.finalize_at = Some(
@@ -487,6 +522,13 @@ pub(crate) async fn create_invoice(
                     }
                 };
                 let mut numbered = invoice.clone();
+                let notes = match spend_credit_notes(deps, org_id, &mut numbered, now).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        deps.store.unlock_numbering(org_id, &owner).await?;
+                        return Err(e);
+                    }
+                };
                 number_invoice(
                     &mut numbered,
                     &numbering,
@@ -497,7 +539,14 @@ pub(crate) async fn create_invoice(
                 record.value = numbered;
                 match deps
                     .store
-                    .write_numbered_invoice(org_id, &record, InvoiceWrite::Create, counters, &[])
+                    .write_numbered_invoice(
+                        org_id,
+                        &record,
+                        InvoiceWrite::Create,
+                        counters,
+                        &[],
+                        &notes,
+                    )
                     .await
                 {
                     Ok(()) => {

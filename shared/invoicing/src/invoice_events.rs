@@ -2,6 +2,9 @@
 //! on the bus for the webhook dispatcher.
 //!
 //! ## The outbox
+//! Credit notes use the same outbox with entries `<credit note id>#credit_note.created#1`
+//! ([`crate::credit_note_events`]).
+//!
 //! An invoice change made through the API (finalize, void, payment status, document) owes
 //! the bus an event. The change and an outbox entry naming the event
 //! ([`outbox_entry`]: `<invoice id>#<webhook type>#<invoice version>`) are written in one
@@ -129,6 +132,20 @@ pub async fn publish_outbox(
             done.push(entry.clone());
             continue;
         };
+        if webhook_type.starts_with("credit_note.") {
+            // A credit note's event rides the same outbox (see `crate::credit_note_events`).
+            let event = crate::credit_note_events::credit_note_event(
+                deps,
+                catalog,
+                invoice_id,
+                webhook_type,
+                version,
+            )
+            .await?;
+            events.extend(event);
+            done.push(entry.clone());
+            continue;
+        }
         let record = match deps.store.get::<Invoice>(org_id, invoice_id).await {
             Ok(r) => r,
             Err(billing_aws::StoreError::NotFound) => {
