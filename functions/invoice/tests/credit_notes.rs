@@ -263,6 +263,36 @@ async fn a_terminated_advance_plan_is_credited_once_and_the_credit_is_spent_on_t
 }
 
 #[tokio::test]
+async fn a_termination_before_any_billing_run_credits_the_fee_that_run_bills() {
+    let s = scenario("Acme").await;
+    // Given `sub` on `advance` from 18 Sep 2025 10:00 (period 18 Sep - 17 Oct, 30 days),
+    // terminated at 10:30 the same day, before any billing run.
+    s.now("2025-09-18T10:00:00Z");
+    s.subscribe(
+        "sub",
+        "cus",
+        "advance",
+        "anniversary",
+        "2025-09-18T10:00:00Z",
+    )
+    .await;
+    s.now("2025-09-18T10:30:00Z");
+    s.ok(Method::DELETE, "/subscriptions/sub", None).await;
+    // When one run bills the start and closes the termination.
+    s.bill("2025-09-18T11:00:00Z").await;
+    // Then the start invoice bills 20000 + 25 % = 25000 and the note credits SEMANTICS'
+    // vector: 29/30 × 20000 = 19333.33 → 19333, 25 % tax 4833.25 → 4833, total 24166.
+    let start = &s.invoices_of("sub").await[0];
+    assert_eq!(totals(start), (20_000, 5_000, 25_000));
+    let notes = credit_notes(&s).await;
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    assert_eq!(notes[0]["lago_invoice_id"], start["lago_id"]);
+    assert_eq!(notes[0]["sub_total_excluding_taxes_amount_cents"], 19_333);
+    assert_eq!(notes[0]["taxes_amount_cents"], 4_833);
+    assert_eq!(notes[0]["total_amount_cents"], 24_166);
+}
+
+#[tokio::test]
 async fn a_termination_with_skip_makes_no_credit_note() {
     let s = scenario("Acme").await;
     // Given `sub` on `advance` from 18 Sep 2025, billed in advance.

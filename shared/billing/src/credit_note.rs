@@ -357,4 +357,146 @@ mod tests {
         );
         assert_eq!(CreditStatus::parse("nope"), None);
     }
+
+    fn invoice(total_cents: i64, currency: Currency) -> Invoice {
+        let at = DateTime::<Utc>::MIN_UTC;
+        let day = NaiveDate::MIN;
+        Invoice {
+            lago_id: "inv-2".into(),
+            slot: String::new(),
+            customer_id: "cus".into(),
+            external_customer_id: "cus".into(),
+            subscription_id: "sub".into(),
+            external_subscription_id: "sub".into(),
+            plan_id: "plan".into(),
+            plan_code: "plan".into(),
+            invoicing_reason: crate::invoice::InvoicingReason::SubscriptionPeriodic,
+            billing_at: at,
+            status: crate::invoice::InvoiceState::Draft,
+            payment_status: PaymentStatus::Pending,
+            currency,
+            issuing_date: day,
+            net_payment_term: 0,
+            finalize_at: None,
+            sequential_id: None,
+            organization_sequential_id: None,
+            number: "ACM-DRAFT".into(),
+            from_datetime: at,
+            to_datetime: at,
+            charges_from_datetime: at,
+            charges_to_datetime: at,
+            fees: Vec::new(),
+            amounts: crate::invoice::InvoiceAmounts {
+                sub_total_including_taxes_amount_cents: total_cents,
+                total_amount_cents: total_cents,
+                ..Default::default()
+            },
+            taxes_rate: Decimal::ZERO,
+            applied_taxes: Vec::new(),
+            metadata: Vec::new(),
+            has_subscription_fee: false,
+            prior_subscription_fee: false,
+            file_key: None,
+            finalized_at: None,
+            voided_at: None,
+            credits: Vec::new(),
+        }
+    }
+
+    fn note(number: &str, balance_cents: i64, currency: Currency) -> CreditNote {
+        CreditNote {
+            sequential_id: 1,
+            number: number.into(),
+            invoice_id: "inv-1".into(),
+            invoice_number: "ACM-001".into(),
+            customer_id: "cus".into(),
+            external_customer_id: "cus".into(),
+            subscription_id: "sub".into(),
+            external_subscription_id: "sub".into(),
+            issuing_date: NaiveDate::MIN,
+            credit_status: CreditStatus::Available,
+            reason: CreditNoteReason::OrderChange,
+            currency,
+            total_amount_cents: balance_cents,
+            credit_amount_cents: balance_cents,
+            balance_amount_cents: balance_cents,
+            refund_amount_cents: 0,
+            taxes_amount_cents: 0,
+            taxes_rate: Decimal::ZERO,
+            sub_total_excluding_taxes_amount_cents: balance_cents,
+            items: Vec::new(),
+            applied_taxes: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn notes_are_spent_oldest_first_up_to_the_total_and_a_spent_note_is_consumed() {
+        // Given an invoice of 1000 and notes of 300 (oldest), 900 in USD and 900 in EUR.
+        let mut inv = invoice(1_000, Currency::EUR);
+        let mut oldest = note("CN-A", 300, Currency::EUR);
+        let mut dollars = note("CN-B", 900, Currency::USD);
+        let mut newest = note("CN-C", 900, Currency::EUR);
+        let mut notes = vec![
+            SpendableNote {
+                lago_id: "a",
+                note: &mut oldest,
+            },
+            SpendableNote {
+                lago_id: "b",
+                note: &mut dollars,
+            },
+            SpendableNote {
+                lago_id: "c",
+                note: &mut newest,
+            },
+        ];
+        // When they are spent.
+        let changed = apply_credit_notes(
+            &mut inv,
+            &mut notes,
+            &|id| format!("credit-{id}"),
+            DateTime::<Utc>::MIN_UTC,
+        );
+        // Then the oldest pays 300 and is consumed, the dollar note is skipped, and the newest
+        // pays the remaining 700 and keeps 200: nothing is due.
+        assert_eq!(changed, vec![0, 2]);
+        assert_eq!(
+            (oldest.balance_amount_cents, oldest.credit_status),
+            (0, CreditStatus::Consumed)
+        );
+        assert_eq!(dollars.balance_amount_cents, 900);
+        assert_eq!(
+            (newest.balance_amount_cents, newest.credit_status),
+            (200, CreditStatus::Available)
+        );
+        assert_eq!(inv.amounts.credit_notes_amount_cents, 1_000);
+        assert_eq!(inv.amounts.total_amount_cents, 0);
+        assert_eq!(inv.payment_status, PaymentStatus::Succeeded);
+        let credits: Vec<(&str, i64)> = inv
+            .credits
+            .iter()
+            .map(|c| (c.credit_note_number.as_str(), c.amount_cents))
+            .collect();
+        assert_eq!(credits, vec![("CN-A", 300), ("CN-C", 700)]);
+        assert_eq!(inv.credits[0].lago_id, "credit-a");
+    }
+
+    #[test]
+    fn a_note_is_not_spent_on_a_zero_invoice() {
+        let mut inv = invoice(0, Currency::EUR);
+        let mut n = note("CN-A", 300, Currency::EUR);
+        let mut notes = vec![SpendableNote {
+            lago_id: "a",
+            note: &mut n,
+        }];
+        let changed = apply_credit_notes(
+            &mut inv,
+            &mut notes,
+            &|id| id.to_owned(),
+            DateTime::<Utc>::MIN_UTC,
+        );
+        assert!(changed.is_empty());
+        assert_eq!(n.balance_amount_cents, 300);
+        assert!(inv.credits.is_empty());
+    }
 }

@@ -245,8 +245,7 @@ pub async fn close_subscription(
     };
     for ps in &context.subscriptions {
         let sub_id = ps.subscription.lago_id.clone();
-        // A termination not closed yet: its credit note first (before any invoice that may
-        // spend it, the termination's own included).
+        // The termination instant, when it is due and its credit note may be owed.
         let termination = ps
             .subscription
             .value
@@ -259,17 +258,14 @@ pub async fn close_subscription(
                 }
                 .key()
             });
-        if let Some(key) = &termination
-            && progress
-                .cursors
-                .get(&sub_id)
-                .is_none_or(|c| c.as_str() < key.as_str())
-        {
-            credit_terminated_subscription(deps, &catalog, ps).await?;
-        }
         let line = timeline(ps);
         let slots = line.slots(progress.cursors.get(&sub_id).map(String::as_str), at)?;
         for slot in slots {
+            if slot.kind == SlotKind::Termination {
+                // The credit note before the termination invoice, which may spend it (the
+                // invoices billing the credited fee were claimed by the earlier slots).
+                credit_terminated_subscription(deps, &catalog, ps).await?;
+            }
             let prior = progress.fee_billed.get(&sub_id).copied().unwrap_or(false);
             let invoice =
                 claim_slot(deps, &catalog, &context, ps, slot, prior, at, &mut out).await?;
@@ -283,14 +279,16 @@ pub async fn close_subscription(
                 progress.drafts.insert(invoice.lago_id.clone(), when);
             }
         }
-        // Without a termination invoice (`on_termination_invoice: skip`) no slot marks the
-        // termination as closed: the cursor does, so its credit note is not looked for again.
+        // Without a termination invoice (`on_termination_invoice: skip`) there is no slot:
+        // the credit note is made here, and the cursor marks the termination as closed so
+        // that it is not looked for again.
         if let Some(key) = termination
             && progress
                 .cursors
                 .get(&sub_id)
                 .is_none_or(|c| c.as_str() < key.as_str())
         {
+            credit_terminated_subscription(deps, &catalog, ps).await?;
             progress.cursors.insert(sub_id.clone(), key);
         }
     }

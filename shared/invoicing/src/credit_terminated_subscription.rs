@@ -4,7 +4,8 @@
 //!
 //! Terminations happen in the API (`DELETE /subscriptions/{id}`, an upgrade) and in the clock
 //! (`ending_at`); all of them are then closed by the billing run of the external id, which
-//! calls this before the subscription's termination slot. The note's Lago id derives from the
+//! calls this before the subscription's termination slot (or after its slots, when it has no
+//! termination invoice), once the invoices of its earlier slots are claimed. The note's Lago id derives from the
 //! subscription, and creating it is a conditional write: a redelivered unit of work, a second
 //! clock run or two workers make one note. Its `credit_note.created` event is put in the
 //! invoice outbox in the same transaction.

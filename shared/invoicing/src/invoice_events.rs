@@ -2,9 +2,6 @@
 //! on the bus for the webhook dispatcher.
 //!
 //! ## The outbox
-//! Credit notes use the same outbox with entries `<credit note id>#credit_note.created#1`
-//! ([`crate::credit_note_events`]).
-//!
 //! An invoice change made through the API (finalize, void, payment status, document) owes
 //! the bus an event. The change and an outbox entry naming the event
 //! ([`outbox_entry`]: `<invoice id>#<webhook type>#<invoice version>`) are written in one
@@ -14,6 +11,9 @@
 //! billing clock run (adding an entry marks the external subscription id due). The unique key
 //! derives from the entry, so every publication of one change carries the same
 //! `X-Lago-Unique-Key`.
+//!
+//! Credit notes use the same outbox, with entries `<credit note id>#credit_note.created#1`
+//! ([`crate::credit_note_events`]).
 
 use billing::{
     catalog::{Record, customer::Customer},
