@@ -293,6 +293,71 @@ async fn a_termination_before_any_billing_run_credits_the_fee_that_run_bills() {
 }
 
 #[tokio::test]
+async fn a_run_that_crashes_before_publishing_leaves_the_event_to_the_next_run_once() {
+    // The API publishes its own subscription events, so the worker's only event is the note's.
+    let s = Scenario::start_with_api_bus("Acme").await;
+    s.ok(
+        Method::POST,
+        "/taxes",
+        Some(json!({"tax": {"name": "VAT", "code": "vat", "rate": "25"}})),
+    )
+    .await;
+    s.plan(
+        "advance",
+        "monthly",
+        20_000,
+        true,
+        json!({"tax_codes": ["vat"]}),
+        &[],
+    )
+    .await;
+    s.customer("cus", "UTC", None).await;
+    s.now("2025-09-18T10:00:00Z");
+    s.subscribe(
+        "sub",
+        "cus",
+        "advance",
+        "anniversary",
+        "2025-09-18T10:00:00Z",
+    )
+    .await;
+    s.bill("2025-09-18T11:00:00Z").await;
+    s.now("2025-10-03T12:00:00Z");
+    s.ok(Method::DELETE, "/subscriptions/sub", None).await;
+    s.bus_events().await;
+    // When the run closing the termination cannot reach the bus (it fails after writing the
+    // note with its outbox entry, and its progress is not saved).
+    s.bus.set_down(true);
+    let crashed = invoicing::close_subscription::close_subscription(
+        &s.invoicing,
+        &s.org_id,
+        "sub",
+        t("2025-10-03T13:00:00Z"),
+    )
+    .await;
+    s.bus.set_down(false);
+    assert!(crashed.is_err(), "the publish failed: {crashed:?}");
+    assert!(s.bus.refused() > 0);
+    // Then the note exists and nothing was published.
+    let notes = credit_notes(&s).await;
+    assert_eq!(notes.len(), 1);
+    assert!(created_events(&s).await.is_empty());
+    // When the unit runs again, and once more.
+    s.bill("2025-10-03T14:00:00Z").await;
+    s.bill("2025-10-03T15:00:00Z").await;
+    // Then the same note, published once, under the key of its creation.
+    assert_eq!(credit_notes(&s).await, notes);
+    let events = created_events(&s).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let id = notes[0]["lago_id"].as_str().unwrap();
+    assert_eq!(events[0]["object"]["lago_id"], id);
+    assert_eq!(
+        events[0]["unique_key"],
+        invoicing::invoice_events::unique_key(id, "credit_note.created", 1).as_str()
+    );
+}
+
+#[tokio::test]
 async fn a_termination_with_skip_makes_no_credit_note() {
     let s = scenario("Acme").await;
     // Given `sub` on `advance` from 18 Sep 2025, billed in advance.
