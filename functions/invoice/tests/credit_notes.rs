@@ -358,6 +358,72 @@ async fn a_run_that_crashes_before_publishing_leaves_the_event_to_the_next_run_o
 }
 
 #[tokio::test]
+async fn a_draft_shows_no_credit_and_spends_the_note_when_its_grace_period_ends() {
+    let s = Scenario::start("Acme").await;
+    s.plan("advance", "monthly", 20_000, true, json!({}), &[])
+        .await;
+    s.plan("basic", "monthly", 6_200, false, json!({}), &[])
+        .await;
+    // Given a customer with 2 days of grace: every invoice is a draft for 2 days.
+    s.customer("cus", "UTC", Some(2)).await;
+    s.now("2025-09-01T00:00:00Z");
+    s.subscribe("other", "cus", "basic", "calendar", "2025-09-01T00:00:00Z")
+        .await;
+    s.now("2025-09-18T10:00:00Z");
+    s.subscribe(
+        "sub",
+        "cus",
+        "advance",
+        "anniversary",
+        "2025-09-18T10:00:00Z",
+    )
+    .await;
+    s.bill("2025-09-18T11:00:00Z").await;
+    s.bill("2025-09-20T11:00:00Z").await;
+    assert_eq!(s.invoices_of("sub").await[0]["status"], "finalized");
+    // And `sub` terminated on 3 Oct 12:00: 14 days × 20000/30 = 9333.33 → 9333, no tax.
+    s.now("2025-10-03T12:00:00Z");
+    s.ok(Method::DELETE, "/subscriptions/sub", None).await;
+    s.bill("2025-10-03T13:00:00Z").await;
+    let notes = credit_notes(&s).await;
+    assert_eq!(notes.len(), 1, "{notes:#?}");
+    assert_eq!(notes[0]["total_amount_cents"], 9_333);
+    // When `other`'s October is drafted on 1 Nov (6200).
+    s.bill("2025-11-01T00:00:00Z").await;
+    let draft = invoice_from(&s.invoices_of("other").await, "2025-10-01").clone();
+    // Then the draft shows no credit (EDGE_CASES 31) and the note is untouched.
+    assert_eq!(draft["status"], "draft");
+    assert_eq!(draft["credit_notes_amount_cents"], 0);
+    assert_eq!(draft["total_amount_cents"], 6_200);
+    assert_eq!(draft["credits"], json!([]));
+    assert_eq!(credit_notes(&s).await[0]["balance_amount_cents"], 9_333);
+    // When its grace period ends on 3 Nov, then it is finalized with 6200 credited: nothing
+    // is due and the note keeps 9333 − 6200 = 3133.
+    s.bill("2025-11-03T00:00:00Z").await;
+    let finalized = invoice_from(&s.invoices_of("other").await, "2025-10-01").clone();
+    assert_eq!(finalized["status"], "finalized");
+    assert_eq!(finalized["credit_notes_amount_cents"], 6_200);
+    assert_eq!(finalized["total_amount_cents"], 0);
+    assert_eq!(finalized["credits"][0]["amount_cents"], 6_200);
+    assert_eq!(credit_notes(&s).await[0]["balance_amount_cents"], 3_133);
+    // And finalizing November by hand (`PUT /invoices/{id}/finalize`) spends the rest:
+    // 6200 − 3133 = 3067 due, the note consumed.
+    s.bill("2025-12-01T00:00:00Z").await;
+    let november = invoice_from(&s.invoices_of("other").await, "2025-11-01").clone();
+    assert_eq!(november["status"], "draft");
+    let id = november["lago_id"].as_str().unwrap();
+    s.now("2025-12-01T08:00:00Z");
+    let by_hand = s
+        .ok(Method::PUT, &format!("/invoices/{id}/finalize"), None)
+        .await;
+    assert_eq!(by_hand["invoice"]["credit_notes_amount_cents"], 3_133);
+    assert_eq!(by_hand["invoice"]["total_amount_cents"], 3_067);
+    let note = &credit_notes(&s).await[0];
+    assert_eq!(note["balance_amount_cents"], 0);
+    assert_eq!(note["credit_status"], "consumed");
+}
+
+#[tokio::test]
 async fn a_termination_with_skip_makes_no_credit_note() {
     let s = scenario("Acme").await;
     // Given `sub` on `advance` from 18 Sep 2025, billed in advance.
