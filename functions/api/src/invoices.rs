@@ -59,7 +59,7 @@ pub(crate) fn invoicing_error(e: InvoicingError) -> ApiError {
     }
 }
 
-fn query_value<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(crate) fn query_value<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
     query
         .iter()
         .find(|(k, _)| k == key)
@@ -76,7 +76,7 @@ fn query_values<'a>(query: &'a [(String, String)], keys: &[&str]) -> Vec<&'a str
         .collect()
 }
 
-fn date_param(
+pub(crate) fn date_param(
     query: &[(String, String)],
     key: &'static str,
 ) -> Result<Option<NaiveDate>, ApiError> {
@@ -88,7 +88,10 @@ fn date_param(
     }
 }
 
-fn int_param(query: &[(String, String)], key: &'static str) -> Result<Option<i64>, ApiError> {
+pub(crate) fn int_param(
+    query: &[(String, String)],
+    key: &'static str,
+) -> Result<Option<i64>, ApiError> {
     match query_value(query, key) {
         None => Ok(None),
         Some(v) => v

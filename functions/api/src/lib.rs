@@ -6,7 +6,8 @@
 //! ## Layout
 //! - [`router`]: routes, authentication, body limit, JSON 404/405 fallbacks.
 //! - `edge`: the request extractors (tenant, body, query) and the store-error mapping.
-//! - one module per resource (`billable_metrics`, `customers`, `taxes`, `organizations`), each
+//! - one module per resource (`billable_metrics`, `customers`, `taxes`, `organizations`,
+//!   `credit_notes`, ...), each
 //!   holding its handlers and the use cases they call.
 //!
 //! ## Architecture Invariants
@@ -16,6 +17,7 @@
 //! - Validation happens before any write, so a refused request writes nothing.
 
 mod billable_metrics;
+mod credit_notes;
 mod customer_usage;
 mod customers;
 mod edge;
@@ -132,6 +134,12 @@ pub fn router(deps: Deps) -> Router {
             get(invoices::list_for_customer),
         )
         .route("/invoices", get(invoices::list))
+        .route("/credit_notes", get(credit_notes::list))
+        .route("/credit_notes/{lago_id}", get(credit_notes::show))
+        .route(
+            "/customers/{external_customer_id}/credit_notes",
+            get(credit_notes::list_for_customer),
+        )
         .route(
             "/invoices/{lago_id}",
             get(invoices::show).put(invoices::update),

@@ -71,6 +71,13 @@ fn every_route() -> Vec<(Method, &'static str, Option<Value>)> {
         ),
         (Method::GET, "/api/v1/customers/cus_1", None),
         (Method::DELETE, "/api/v1/customers/cus_1", None),
+        (Method::GET, "/api/v1/credit_notes", None),
+        (
+            Method::GET,
+            "/api/v1/credit_notes/00000000-0000-0000-0000-000000000000",
+            None,
+        ),
+        (Method::GET, "/api/v1/customers/cus_1/credit_notes", None),
         (Method::GET, "/api/v1/organizations", None),
         (
             Method::PUT,

@@ -434,6 +434,8 @@ pub struct Invoice {
     pub finalized_at: Option<DateTime<Utc>>,
     /// When it was voided.
     pub voided_at: Option<DateTime<Utc>>,
+    /// Credit notes spent on it at finalization (SEMANTICS §8.5), oldest note first.
+    pub credits: Vec<crate::credit_note::InvoiceCredit>,
 }
 
 impl Invoice {

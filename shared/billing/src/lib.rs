@@ -27,6 +27,8 @@
 //! - [`invoice`]: subscription invoices: the slots a subscription owes, their fees and
 //!   totals, and the invoice lifecycle (draft, finalized, voided).
 //! - [`invoice_number`]: invoice numbers and sequences.
+//! - [`credit_note`]: the automatic credit note of a terminated pay-in-advance plan, and
+//!   credit notes spent on the customer's next invoices.
 //!
 //! ## Architecture Invariants
 //! - No I/O: this crate depends on no AWS SDK, no lambda crate, no `serde_json`, no `tokio`.
@@ -44,6 +46,7 @@
 pub mod aggregation;
 pub mod catalog;
 pub mod charge_model;
+pub mod credit_note;
 pub mod instant_fee;
 pub mod invoice;
 pub mod invoice_number;

@@ -241,15 +241,18 @@ impl TerminationCredit {
 }
 
 /// SEMANTICS §7, termination of a pay-in-advance plan: the days from the termination date to
-/// the end of its period are credited at the day price of the last subscription fee, capped
-/// at that fee minus earlier credits; taxes (`tax_rate_percent`, the sum of the fee's rates)
-/// are computed on the rounded credit and rounded once.
+/// the end of its period are credited at the day price of `plan_amount` (the plan amount the
+/// last subscription fee was priced from, over the whole period), capped at what is left of
+/// that fee (`fee_amount − already_credited`); taxes (`tax_rate_percent`, the sum of the
+/// fee's rates) are computed on the rounded credit and rounded once.
 ///
 /// `remaining_days = period end − termination date`; an upgrade credits one day more, the
 /// upgrade day being billed by the new plan (SEMANTICS' examples: an upgrade on the last day
 /// of a 31-day period credits 1 day; a termination on the first day of a 30-day period
-/// credits 29).
+/// credits 29). A termination after the period (a downgrade at its boundary) credits nothing.
+#[allow(clippy::too_many_arguments)]
 pub fn termination_credit(
+    plan_amount: Money,
     fee_amount: Money,
     period: DatePeriod,
     terminated_at: DateTime<Utc>,
@@ -259,15 +262,23 @@ pub fn termination_credit(
     tax_rate_percent: Decimal,
 ) -> Result<TerminationCredit, MoneyError> {
     let currency = fee_amount.currency();
+    if plan_amount.currency() != currency {
+        return Err(MoneyError::CurrencyMismatch {
+            expected: currency,
+            found: plan_amount.currency(),
+        });
+    }
     let end = period.end();
     let mut remaining_days = (end - local_date(terminated_at, timezone)).num_days();
-    if upgrade {
+    if upgrade && remaining_days >= 0 {
         remaining_days += 1;
     }
     let remaining_days = remaining_days.max(0);
     let cap = Decimal::from(fee_amount.checked_sub(&already_credited)?.cents()).max(Decimal::ZERO);
-    let base =
-        (single_day_price(fee_amount, period.days()) * Decimal::from(remaining_days)).min(cap);
+    let base = single_day_price(plan_amount, period.days())
+        .checked_mul(Decimal::from(remaining_days))
+        .ok_or(MoneyError::Overflow)?
+        .min(cap);
     let item = round_cents(base, RoundingRule::HalfAwayFromZero)?;
     let taxes = round_cents(
         Decimal::from(item) * tax_rate_percent / Decimal::ONE_HUNDRED,
@@ -364,6 +375,7 @@ mod tests {
         let Ok(period) = period else { panic!("period") };
         let credit = termination_credit(
             Money::new(20_000, Currency::EUR),
+            Money::new(20_000, Currency::EUR),
             period,
             utc("2025-09-18T16:40:00Z"),
             Tz::UTC,
@@ -379,5 +391,129 @@ mod tests {
             )),
             Ok((5_000, 1_250, 6_250))
         );
+    }
+
+    /// One of SEMANTICS §7's termination-credit vectors: a plan of `amount` cents on
+    /// `schedule`, terminated at `terminated_at` (an upgrade when `upgrade`), taxed at
+    /// `rate` %.
+    fn credit_of(
+        schedule: crate::period::BillingSchedule,
+        amount: i64,
+        terminated_at: &str,
+        upgrade: bool,
+        rate: Decimal,
+    ) -> (i64, i64, i64, i64) {
+        let at = utc(terminated_at);
+        let Ok(period) = schedule.period_containing(local_date(at, Tz::UTC)) else {
+            panic!("period of {terminated_at}")
+        };
+        let plan = Money::new(amount, Currency::EUR);
+        let Ok(c) = termination_credit(
+            plan,
+            plan,
+            period,
+            at,
+            Tz::UTC,
+            upgrade,
+            Money::zero(Currency::EUR),
+            rate,
+        ) else {
+            panic!("credit of {terminated_at}")
+        };
+        (
+            c.remaining_days(),
+            c.item_amount().cents(),
+            c.taxes_amount().cents(),
+            c.total_amount().cents(),
+        )
+    }
+
+    #[test]
+    fn the_termination_credit_vectors_of_semantics_hold() {
+        use crate::period::{BillingSchedule, PlanInterval};
+        let monthly = BillingSchedule::new(
+            PlanInterval::Monthly,
+            BillingTime::Anniversary,
+            utc("2025-09-18T10:00:00Z"),
+            Tz::UTC,
+        );
+        // Given a monthly anniversary plan from 18 Sep 2025 (period 18 Sep - 17 Oct, 30 days),
+        // when it is terminated the same day, then 29 days are credited:
+        // 29/30 × 20000 = 19333.33 → 19333, 25 % tax = 4833.25 → 4833, total 24166.
+        assert_eq!(
+            credit_of(
+                monthly,
+                20_000,
+                "2025-09-18T16:00:00Z",
+                false,
+                Decimal::from(25)
+            ),
+            (29, 19_333, 4_833, 24_166),
+            "20000 monthly"
+        );
+        // 29/30 × 16000 = 15466.67 → 15467, 25 % = 3866.75 → 3867, total 19334.
+        assert_eq!(
+            credit_of(
+                monthly,
+                16_000,
+                "2025-09-18T16:00:00Z",
+                false,
+                Decimal::from(25)
+            ),
+            (29, 15_467, 3_867, 19_334),
+            "16000 monthly"
+        );
+        // Given a weekly calendar plan (Monday - Sunday) of 2999, when it is terminated on a
+        // Monday (1 Dec 2025), then 6 days: 6/7 × 2999 = 2570.57 → 2571; 23.33 % = 599.81 →
+        // 600; total 3171.
+        let weekly = BillingSchedule::new(
+            PlanInterval::Weekly,
+            BillingTime::Calendar,
+            utc("2025-11-01T00:00:00Z"),
+            Tz::UTC,
+        );
+        assert_eq!(
+            credit_of(
+                weekly,
+                2_999,
+                "2025-12-01T09:00:00Z",
+                false,
+                Decimal::new(2333, 2)
+            ),
+            (6, 2_571, 600, 3_171),
+            "weekly 2999"
+        );
+        // Given a monthly calendar plan of 1000, when it is upgraded on the last day of a
+        // 31-day period (31 Jan 2025), then the upgrade day is credited: 1 × 1000/31 = 32.26
+        // → 32.
+        let calendar = BillingSchedule::new(
+            PlanInterval::Monthly,
+            BillingTime::Calendar,
+            utc("2025-01-01T00:00:00Z"),
+            Tz::UTC,
+        );
+        assert_eq!(
+            credit_of(calendar, 1_000, "2025-01-31T12:00:00Z", true, Decimal::ZERO),
+            (1, 32, 0, 32),
+            "upgrade on the last day"
+        );
+        // A termination after the period's end (a downgrade at its boundary) credits nothing.
+        let Ok(january) = calendar
+            .period_containing(chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap_or_default())
+        else {
+            panic!("january")
+        };
+        let plan = Money::new(1_000, Currency::EUR);
+        let after = termination_credit(
+            plan,
+            plan,
+            january,
+            utc("2025-02-01T00:00:00Z"),
+            Tz::UTC,
+            true,
+            Money::zero(Currency::EUR),
+            Decimal::ZERO,
+        );
+        assert_eq!(after.map(|c| c.total_amount().cents()), Ok(0));
     }
 }

@@ -1270,6 +1270,7 @@ fn termination_scenario(input: &Value, expected: &Value) -> Outcome {
         let credit = ctx(
             termination_credit(
                 plan,
+                plan,
                 b.fee_period(),
                 terminated_at,
                 tz,
@@ -1343,6 +1344,7 @@ fn upgrade_scenario(input: &Value, expected: &Value) -> Outcome {
     let ob = ctx(old.invoice_boundaries(upgrade_at), "old boundaries")?;
     let credit = ctx(
         termination_credit(
+            old_amount,
             old_amount,
             ob.fee_period(),
             upgrade_at,

@@ -255,6 +255,7 @@ pub async fn bill_instant_fee(
         file_key: None,
         finalized_at: None,
         voided_at: None,
+        credits: Vec::new(),
     };
     let (record, created) =
         match create_invoice(deps, catalog, customer, invoice, status, now).await? {

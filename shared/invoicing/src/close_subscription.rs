@@ -25,8 +25,8 @@ use billing::{
         subscription::{Subscription, SubscriptionStatus, pending_successor},
     },
     invoice::{
-        Invoice, InvoiceState, PaymentStatus, Slot, Transition, activate, due_transition, end,
-        issuing_date, next_transition_at, number_invoice, rotate,
+        Invoice, InvoiceState, PaymentStatus, Slot, SlotKind, Transition, activate, due_transition,
+        end, issuing_date, next_transition_at, number_invoice, rotate,
     },
     invoice_number::draft_number,
     invoice_totals::{InvoiceKind, InvoiceStatus, status_on_creation},
@@ -44,9 +44,11 @@ use std::collections::BTreeSet;
 
 use crate::{
     Deps, InvoicingError,
+    credit_terminated_subscription::credit_terminated_subscription,
     finalize_invoice::finalize_draft,
     invoice_events, invoice_id,
     price_slot::{Catalog, context_timezone, price_slot, timeline},
+    spend_credit_notes::spend_credit_notes,
     subscription_events::{outbox_key, publish_pending, status_event},
 };
 
@@ -243,9 +245,27 @@ pub async fn close_subscription(
     };
     for ps in &context.subscriptions {
         let sub_id = ps.subscription.lago_id.clone();
+        // The termination instant, when it is due and its credit note may be owed.
+        let termination = ps
+            .subscription
+            .value
+            .terminated_at()
+            .filter(|t| *t <= at)
+            .map(|t| {
+                Slot {
+                    at: t,
+                    kind: SlotKind::Termination,
+                }
+                .key()
+            });
         let line = timeline(ps);
         let slots = line.slots(progress.cursors.get(&sub_id).map(String::as_str), at)?;
         for slot in slots {
+            if slot.kind == SlotKind::Termination {
+                // The credit note before the termination invoice, which may spend it (the
+                // invoices billing the credited fee were claimed by the earlier slots).
+                credit_terminated_subscription(deps, &catalog, ps).await?;
+            }
             let prior = progress.fee_billed.get(&sub_id).copied().unwrap_or(false);
             let invoice =
                 claim_slot(deps, &catalog, &context, ps, slot, prior, at, &mut out).await?;
@@ -258,6 +278,18 @@ pub async fn close_subscription(
             {
                 progress.drafts.insert(invoice.lago_id.clone(), when);
             }
+        }
+        // Without a termination invoice (`on_termination_invoice: skip`) there is no slot:
+        // the credit note is made here, and the cursor marks the termination as closed so
+        // that it is not looked for again.
+        if let Some(key) = termination
+            && progress
+                .cursors
+                .get(&sub_id)
+                .is_none_or(|c| c.as_str() < key.as_str())
+        {
+            credit_terminated_subscription(deps, &catalog, ps).await?;
+            progress.cursors.insert(sub_id.clone(), key);
         }
     }
     let due_drafts: Vec<String> = progress
@@ -402,6 +434,7 @@ async fn claim_slot(
         file_key: None,
         finalized_at: None,
         voided_at: None,
+        credits: Vec::new(),
     };
     if status == InvoiceStatus::Draft {
         invoice.finalize_at = Some(
@@ -487,6 +520,13 @@ pub(crate) async fn create_invoice(
                     }
                 };
                 let mut numbered = invoice.clone();
+                let notes = match spend_credit_notes(deps, org_id, &mut numbered, now).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        deps.store.unlock_numbering(org_id, &owner).await?;
+                        return Err(e);
+                    }
+                };
                 number_invoice(
                     &mut numbered,
                     &numbering,
@@ -497,7 +537,14 @@ pub(crate) async fn create_invoice(
                 record.value = numbered;
                 match deps
                     .store
-                    .write_numbered_invoice(org_id, &record, InvoiceWrite::Create, counters, &[])
+                    .write_numbered_invoice(
+                        org_id,
+                        &record,
+                        InvoiceWrite::Create,
+                        counters,
+                        &[],
+                        &notes,
+                    )
                     .await
                 {
                     Ok(()) => {

@@ -1,6 +1,7 @@
 //! Finalizing a draft (`PUT /invoices/{lago_id}/finalize`, or the clock when the grace period
-//! ends): refreshed from the usage, then numbered in the transaction that moves the counters
-//! and puts `invoice.created` in the outbox (see [`crate::invoice_events`]).
+//! ends): refreshed from the usage, then numbered in the transaction that moves the counters,
+//! spends the customer's credit notes ([`crate::spend_credit_notes`]) and puts
+//! `invoice.created` in the outbox (see [`crate::invoice_events`]).
 
 use billing::{
     catalog::Record,
@@ -14,7 +15,7 @@ use chrono::{DateTime, Utc};
 
 use crate::{
     Deps, InvoicingError, close_subscription::NUMBERING_RETRIES, invoice_events,
-    price_slot::Catalog, refresh_invoice::recompute,
+    price_slot::Catalog, refresh_invoice::recompute, spend_credit_notes::spend_credit_notes,
 };
 
 /// Finalizes draft `invoice_id`: recomputed first when `refresh`, then numbered (or closed,
@@ -74,6 +75,7 @@ pub(crate) async fn finalize_draft(
                 .invoice_counters(org_id, &base.value.customer_id)
                 .await?;
             let mut numbered = base.clone();
+            let notes = spend_credit_notes(deps, org_id, &mut numbered.value, now).await?;
             number_invoice(
                 &mut numbered.value,
                 &catalog.numbering(customer.as_ref()),
@@ -89,9 +91,10 @@ pub(crate) async fn finalize_draft(
                     InvoiceWrite::Replace,
                     counters,
                     std::slice::from_ref(&entry),
+                    &notes,
                 )
                 .await;
-            Ok::<_, StoreError>((numbered, r))
+            Ok::<_, InvoicingError>((numbered, r))
         }
         .await;
         deps.store.unlock_numbering(org_id, &owner).await?;

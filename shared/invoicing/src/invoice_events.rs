@@ -11,6 +11,9 @@
 //! billing clock run (adding an entry marks the external subscription id due). The unique key
 //! derives from the entry, so every publication of one change carries the same
 //! `X-Lago-Unique-Key`.
+//!
+//! Credit notes use the same outbox, with entries `<credit note id>#credit_note.created#1`
+//! ([`crate::credit_note_events`]).
 
 use billing::{
     catalog::{Record, customer::Customer, plan::Plan, subscription::Subscription},
@@ -196,6 +199,20 @@ pub async fn publish_outbox(
             done.push(entry.clone());
             continue;
         };
+        if webhook_type.starts_with("credit_note.") {
+            // A credit note's event rides the same outbox (see `crate::credit_note_events`).
+            let event = crate::credit_note_events::credit_note_event(
+                deps,
+                catalog,
+                invoice_id,
+                webhook_type,
+                version,
+            )
+            .await?;
+            events.extend(event);
+            done.push(entry.clone());
+            continue;
+        }
         let record = match deps.store.get::<Invoice>(org_id, invoice_id).await {
             Ok(r) => r,
             Err(billing_aws::StoreError::NotFound) => {

@@ -13,6 +13,9 @@
 //!   states (creation and refresh compute it the same way).
 //! - [`finalize_invoice`], [`refresh_invoice`], [`void_invoice`], [`update_invoice`]: the
 //!   invoice lifecycle.
+//! - [`credit_terminated_subscription`]: the automatic credit note of a terminated
+//!   pay-in-advance plan, once; [`spend_credit_notes`]: credit notes spent on an invoice in
+//!   its finalizing transaction; [`credit_note_events`]: `credit_note.created`.
 //! - [`invoice_document`]: the PDF of an invoice, rendered in Rust and stored in S3.
 //! - [`invoice_events`], [`subscription_events`]: the domain events published on the bus.
 //!
@@ -25,12 +28,15 @@
 
 pub mod bill_instant_fee;
 pub mod close_subscription;
+pub mod credit_note_events;
+pub mod credit_terminated_subscription;
 pub mod finalize_invoice;
 pub mod invoice_document;
 pub mod invoice_events;
 pub mod price_slot;
 pub mod refresh_invoice;
 pub mod run_billing_clock;
+pub mod spend_credit_notes;
 pub mod subscription_events;
 pub mod update_invoice;
 pub mod void_invoice;

@@ -19,6 +19,7 @@ use aws_sdk_dynamodb::types::{
 };
 use billing::{
     catalog::Record,
+    credit_note::{CreditNote, InvoiceCredit},
     invoice::{
         Fee, FeeItem, FeeTax, Invoice, InvoiceAmounts, InvoiceMetadata, InvoiceState, InvoiceTax,
         InvoicingReason, PaymentStatus, StandaloneFee, TaxInfo,
@@ -62,7 +63,7 @@ impl From<&TaxInfo> for TaxItem {
 }
 
 impl TaxItem {
-    fn into_domain(self) -> Result<TaxInfo, String> {
+    pub(super) fn into_domain(self) -> Result<TaxInfo, String> {
         Ok(TaxInfo {
             lago_id: self.id,
             code: self.code,
@@ -299,6 +300,10 @@ pub struct InvoiceItem {
     file_key: Option<String>,
     finalized_at: Option<DateTime<Utc>>,
     voided_at: Option<DateTime<Utc>>,
+    /// Credit notes spent at finalization: `(credit id, note id, note number, credited
+    /// invoice number, amount, applied at)`.
+    #[serde(default)]
+    credits: Vec<(String, String, String, String, i64, DateTime<Utc>)>,
     /// Domain events of the invoice's creation were published (see `mark_published`).
     #[serde(default)]
     published: bool,
@@ -376,6 +381,20 @@ impl Kind for Invoice {
             file_key: self.file_key.clone(),
             finalized_at: self.finalized_at,
             voided_at: self.voided_at,
+            credits: self
+                .credits
+                .iter()
+                .map(|c| {
+                    (
+                        c.lago_id.clone(),
+                        c.credit_note_id.clone(),
+                        c.credit_note_number.clone(),
+                        c.credited_invoice_number.clone(),
+                        c.amount_cents,
+                        c.created_at,
+                    )
+                })
+                .collect(),
             published: false,
         }
     }
@@ -450,6 +469,29 @@ impl Kind for Invoice {
             file_key: item.file_key,
             finalized_at: item.finalized_at,
             voided_at: item.voided_at,
+            credits: item
+                .credits
+                .into_iter()
+                .map(
+                    |(
+                        lago_id,
+                        credit_note_id,
+                        credit_note_number,
+                        credited_invoice_number,
+                        amount_cents,
+                        created_at,
+                    )| {
+                        InvoiceCredit {
+                            lago_id,
+                            credit_note_id,
+                            credit_note_number,
+                            credited_invoice_number,
+                            amount_cents,
+                            created_at,
+                        }
+                    },
+                )
+                .collect(),
         })
     }
 }
@@ -698,7 +740,10 @@ impl BillingStore {
     /// Writes a finalized invoice numbered `read + 1` on both counters, in one transaction
     /// that also moves the counters from the values read: no gap, no duplicate. `events`
     /// (the change's domain events) go to the outbox in the same transaction, as in
-    /// [`BillingStore::write_invoice_with_events`].
+    /// [`BillingStore::write_invoice_with_events`]. `credit_notes` are the credit notes the
+    /// invoice spends, each replaced over the version it was read at: the balance moves with
+    /// the finalization or not at all, and a note spent meanwhile refuses the write
+    /// (`CounterMoved`: read again and retry).
     pub async fn write_numbered_invoice(
         &self,
         org_id: &str,
@@ -706,8 +751,9 @@ impl BillingStore {
         mode: InvoiceWrite,
         read: InvoiceCounters,
         events: &[String],
+        credit_notes: &[Record<CreditNote>],
     ) -> Result<(), NumberedWriteError> {
-        let mut items = Vec::with_capacity(4);
+        let mut items = Vec::with_capacity(4 + credit_notes.len());
         for (key, current) in [
             (counter_key(Some(&record.value.customer_id)), read.customer),
             (counter_key(None), read.organization),
@@ -749,6 +795,13 @@ impl BillingStore {
                 &record.value.external_subscription_id,
                 record.updated_at,
                 events,
+            )?);
+        }
+        for note in credit_notes {
+            items.push(super::credit_notes::credit_note_put(
+                self.table(),
+                org_id,
+                note,
             )?);
         }
         let result = self

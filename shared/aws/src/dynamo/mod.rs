@@ -6,6 +6,7 @@
 //! `pk = APIKEY#<sha256>` and point at their organization.
 
 pub mod billing_schedule;
+pub mod credit_notes;
 pub mod invoices;
 mod mapping;
 pub mod organizations;

@@ -145,7 +145,15 @@ pub fn invoice_object(
                 "invoicing_reason": i.invoicing_reason.as_str(),
             }]),
         );
-        map.insert("credits".into(), json!([]));
+        map.insert(
+            "credits".into(),
+            Value::Array(
+                i.credits
+                    .iter()
+                    .map(|c| super::credit_note::credit_object(r, c))
+                    .collect(),
+            ),
+        );
         map.insert(
             "fees".into(),
             Value::Array(i.fees.iter().map(|f| fee_object(r, f)).collect()),

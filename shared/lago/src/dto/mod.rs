@@ -1,6 +1,7 @@
 //! Request and response bodies per resource, with their conversions to and from the domain.
 
 pub mod billable_metric;
+pub mod credit_note;
 pub mod customer;
 pub mod estimated_fee;
 pub mod event;
