@@ -1074,7 +1074,11 @@ async fn a_plan_in_advance_terminated_or_upgraded_mid_period_bills_its_usage_but
         amount_units(only_charge(term, "calls")),
         (300, "6.0".into())
     );
-    assert_eq!(totals(term), (300, 0, 300));
+    // The unused days of February paid in advance come back as a credit note (SEMANTICS §7,
+    // termination of a pay-in-advance plan): 29 Feb − 10 Feb = 19 days × 3100/29 = 2031.03 →
+    // 2031, spent after taxes on this invoice first: 300 of it, so nothing is due.
+    assert_eq!(totals(term), (300, 0, 0));
+    assert_eq!(term["credit_notes_amount_cents"], 300);
 
     // When `u` is upgraded to `pro_adv` on 10 Mar 12:00 (6200 × 12 ≥ 3100 × 12, §7).
     s.now("2024-03-10T12:00:00Z");
@@ -1103,7 +1107,10 @@ async fn a_plan_in_advance_terminated_or_upgraded_mid_period_bills_its_usage_but
                 && i["billing_periods"][0]["subscription_from_datetime"] == "2024-03-01T00:00:00Z"
         })
         .unwrap_or_else(|| panic!("no March invoice in {u:#?}"));
-    assert_eq!(totals(mar), (3200, 0, 3200));
+    // The customer's credit note from `t`'s termination still holds 2031 − 300 = 1731 (credit
+    // notes belong to the customer, §8.5): 3200 − 1731 = 1469 is due.
+    assert_eq!(totals(mar), (3200, 0, 1469));
+    assert_eq!(mar["credit_notes_amount_cents"], 1731);
     // The old plan's termination: no subscription fee (March was paid), the calls of 1 Mar –
     // 10 Mar 12:00 in arrears at the old price: 3 × 50 = 150.
     let term = with_reason(&u, "subscription_terminating");
@@ -1112,7 +1119,12 @@ async fn a_plan_in_advance_terminated_or_upgraded_mid_period_bills_its_usage_but
         charges_window(term),
         window("2024-03-01T00:00:00Z", "2024-03-10T12:00:00Z")
     );
-    assert_eq!(totals(term), (150, 0, 150));
+    // The upgrade credits the unused days of March, the upgrade day included (the new plan
+    // bills it, §7: an upgrade counts one more day, as the vector "upgrade on the last day of a
+    // 31-day period → 1 day" shows): 31 Mar − 10 Mar + 1 = 22 days × 3100/31 = 2200, spent on
+    // this invoice (150) first.
+    assert_eq!(totals(term), (150, 0, 0));
+    assert_eq!(term["credit_notes_amount_cents"], 150);
     // The new plan's first invoice, in advance from the upgrade (§7 case 2):
     // date_diff(10 Mar 12:00, 31 Mar 23:59:59) = ceil(21.5) = 22 days × 6200/31 = 4400.
     let started: Vec<&Value> = u.iter().filter(|i| plan_of(i) == "pro_adv").collect();
@@ -1122,7 +1134,9 @@ async fn a_plan_in_advance_terminated_or_upgraded_mid_period_bills_its_usage_but
         sub_fee(4400, "2024-03-10T12:00:00Z", "2024-03-31T23:59:59Z")
     );
     assert!(fees(started[0], "charge").is_empty());
-    assert_eq!(totals(started[0]), (4400, 0, 4400));
+    // The rest of the upgrade's credit, 2200 − 150 = 2050, is spent here: 4400 − 2050 = 2350.
+    assert_eq!(totals(started[0]), (4400, 0, 2350));
+    assert_eq!(started[0]["credit_notes_amount_cents"], 2050);
     // 1 Apr: April in advance (6200) and the new plan's calls since the upgrade: 5 × 1 EUR
     // = 500.
     assert_eq!(
@@ -1138,4 +1152,5 @@ async fn a_plan_in_advance_terminated_or_upgraded_mid_period_bills_its_usage_but
         (500, "5.0".into())
     );
     assert_eq!(totals(started[1]), (6700, 0, 6700));
+    assert_eq!(started[1]["credit_notes_amount_cents"], 0);
 }

@@ -81,5 +81,6 @@ pub(crate) async fn credit_note_event(
         object_type: "credit_note".to_owned(),
         object: credit_note_json(&deps.store, catalog, &note).await?,
         unique_key: unique_key(credit_note_id, webhook_type, version),
+        object_key: None,
     }))
 }
